@@ -1,0 +1,143 @@
+//! Flushing denormal numbers to zero: the one place it is done.
+//!
+//! When gradients vanish through time (the IMDB lab's loss depends only on the last hidden
+//! state) a large share of the backward pass operates on denormal floats, and each denormal
+//! operand costs a microcode assist of about a hundred cycles on x86. PyTorch's first lab
+//! steps take ~10 s instead of ~0.6 s for this reason alone (shared/design/PERFORMANCE.md).
+//!
+//! Every CPU kernel calls [`ensure`] on entry, which sets the FTZ (flush-to-zero) and DAZ
+//! (denormals-are-zero) bits of this thread's MXCSR register once; the first call also sets
+//! them on every thread of rayon's global pool, which runs the parallel products. The effect:
+//! results and operands below ~1.18e-38 in magnitude become zero. That is far below any
+//! tolerance in the tests and changes no result a user can see, as TensorFlow's default does.
+//!
+//! The switch: on by default; `RECURRENT_FLUSH_DENORMALS=0` in the environment, or
+//! [`set_flush_denormals(false)`](set_flush_denormals), turns it off (for IEEE-exact
+//! comparisons). On targets other than x86-64 and aarch64 it does nothing.
+//!
+//! If you run the library inside your own rayon pool, call [`apply_to_current_pool`] from
+//! inside that pool once.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Once;
+
+const UNSET: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
+
+/// The wanted mode, read from the environment on first use.
+static WANTED: AtomicU8 = AtomicU8::new(UNSET);
+static POOL_INIT: Once = Once::new();
+
+thread_local! {
+    /// The mode this thread's control register is known to be in.
+    static APPLIED: Cell<u8> = const { Cell::new(UNSET) };
+}
+
+fn wanted() -> u8 {
+    match WANTED.load(Ordering::Relaxed) {
+        UNSET => {
+            let on = std::env::var("RECURRENT_FLUSH_DENORMALS")
+                .map(|v| !matches!(v.trim(), "0" | "false" | "off" | "no"))
+                .unwrap_or(true);
+            let mode = if on { ON } else { OFF };
+            // Another thread may have set it explicitly meanwhile: keep theirs.
+            match WANTED.compare_exchange(UNSET, mode, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => mode,
+                Err(current) => current,
+            }
+        }
+        m => m,
+    }
+}
+
+/// Whether denormals are flushed to zero (the default).
+pub fn flush_denormals() -> bool {
+    wanted() == ON
+}
+
+/// Turn flushing on or off for the calling thread and rayon's global pool, now and for every
+/// later kernel call.
+pub fn set_flush_denormals(on: bool) {
+    WANTED.store(if on { ON } else { OFF }, Ordering::Relaxed);
+    apply_here();
+    rayon::broadcast(|_| apply_here());
+}
+
+/// Apply the current mode on every thread of the rayon pool this is called from (or the
+/// global pool when called from outside any pool).
+pub fn apply_to_current_pool() {
+    rayon::broadcast(|_| apply_here());
+}
+
+/// Make sure the calling thread (and, on first use, the rayon pool) flushes denormals as
+/// configured. Cheap: one thread-local read after the first call.
+#[inline]
+pub fn ensure() {
+    let want = wanted();
+    if APPLIED.with(|a| a.get()) != want {
+        apply_here();
+    }
+    POOL_INIT.call_once(|| {
+        rayon::broadcast(|_| apply_here());
+    });
+}
+
+fn apply_here() {
+    let want = wanted();
+    set_hardware(want == ON);
+    APPLIED.with(|a| a.set(want));
+}
+
+#[cfg(target_arch = "x86_64")]
+fn set_hardware(on: bool) {
+    const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
+    let mut csr: u32 = 0;
+    // SAFETY: stmxcsr/ldmxcsr read and write this thread's SSE control register; changing
+    // the FTZ and DAZ bits alters no memory and no other state.
+    unsafe {
+        std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
+        let new = if on { csr | FTZ_DAZ } else { csr & !FTZ_DAZ };
+        if new != csr {
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &new, options(nostack, readonly));
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn set_hardware(on: bool) {
+    const FZ: u64 = 1 << 24;
+    let mut fpcr: u64;
+    // SAFETY: reads and writes this thread's floating-point control register (FZ bit only).
+    unsafe {
+        std::arch::asm!("mrs {}, fpcr", out(reg) fpcr, options(nomem, nostack));
+        let new = if on { fpcr | FZ } else { fpcr & !FZ };
+        if new != fpcr {
+            std::arch::asm!("msr fpcr, {}", in(reg) new, options(nomem, nostack));
+        }
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn set_hardware(_on: bool) {}
+
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denormals_flush_when_on_and_survive_when_off() {
+        let tiny = f32::MIN_POSITIVE; // smallest normal
+        let half = std::hint::black_box(0.5f32);
+        set_flush_denormals(true);
+        ensure();
+        assert_eq!(std::hint::black_box(tiny) * half, 0.0);
+        // the pool threads too
+        let r: Vec<f32> = rayon::broadcast(|_| std::hint::black_box(tiny) * std::hint::black_box(0.5f32));
+        assert!(r.iter().all(|&x| x == 0.0), "{r:?}");
+        set_flush_denormals(false);
+        assert!(std::hint::black_box(tiny) * half > 0.0);
+        set_flush_denormals(true);
+    }
+}

@@ -1,0 +1,73 @@
+//! The element types the CPU kernels are written for: `f32` (what tensors hold) and `f64`
+//! (what the finite-difference gradient checks run in, as PyTorch's `gradcheck` does).
+//!
+//! The activation functions are written once here so that every kernel uses the same ones.
+
+use super::gemm::{MatMut, MatRef, Parallelism};
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+/// A floating-point element type of the CPU kernels.
+pub trait Float:
+    num_traits::Float
+    + Default
+    + Send
+    + Sync
+    + Debug
+    + Display
+    + Sum
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + 'static
+{
+    /// Converts from `f64` (rounding for `f32`).
+    fn from_f64(x: f64) -> Self;
+    /// Converts to `f64` (exact).
+    fn to_f64(self) -> f64;
+
+    /// `dst (+)= a * b` through the GEMM crate; see [`super::gemm::matmul`].
+    fn gemm(dst: MatMut<'_, Self>, a: MatRef<'_, Self>, b: MatRef<'_, Self>, accumulate: bool, par: Parallelism);
+
+    /// The logistic function `1 / (1 + e^-x)`.
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        Self::one() / (Self::one() + (-self).exp())
+    }
+
+    /// Hyperbolic tangent.
+    #[inline(always)]
+    fn tanh_(self) -> Self {
+        self.tanh()
+    }
+}
+
+impl Float for f32 {
+    #[inline(always)]
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn gemm(dst: MatMut<'_, Self>, a: MatRef<'_, Self>, b: MatRef<'_, Self>, accumulate: bool, par: Parallelism) {
+        super::gemm::faer_matmul(dst, a, b, accumulate, par)
+    }
+}
+
+impl Float for f64 {
+    #[inline(always)]
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn gemm(dst: MatMut<'_, Self>, a: MatRef<'_, Self>, b: MatRef<'_, Self>, accumulate: bool, par: Parallelism) {
+        super::gemm::faer_matmul(dst, a, b, accumulate, par)
+    }
+}

@@ -1,0 +1,263 @@
+//! Matrix products: the one place where a GEMM crate is called.
+//!
+//! Every product in the library goes through [`matmul`], so the crate behind it can change in
+//! one place. It is faer 0.24 (with its AVX-512 paths on), chosen by measurement at the RNN
+//! shapes on the 2-core AVX-512 development machine (GFLOP/s, best of runs on a noisy host):
+//!
+//! | product                                   | faer | gemm 0.19 x86-v4 |
+//! |-------------------------------------------|-----:|-----------------:|
+//! | step, 1 thread, 32x256 · 256x1024         | 66-78| 39-40            |
+//! | step backward, 1 thread, 32x1024 · 1024x256| 68-73| 53-57           |
+//! | input projection, 2 threads, 16384x128 · 128x1024 | 143-157 | 82-139 |
+//! | weight gradient, 2 threads, 128x16384 · 16384x1024 | 100-106 | 88-112 |
+//! | batch 1, 1x64 · 64x256 (microseconds)     | 1.2  | 1.2-1.4          |
+//!
+//! The views here are plain strided descriptions of row-major buffers; a transposed operand
+//! is a view with swapped strides (no copy). Which orientation is fast is the caller's choice
+//! (the RNN kernels keep transposed copies of the weights where that wins).
+
+use super::float::Float;
+use std::marker::PhantomData;
+
+/// Whether a product may use the rayon thread pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parallelism {
+    /// On the calling thread only (for products inside a parallel region, and small ones).
+    Sequential,
+    /// Use the rayon pool when the product is large enough to gain from it.
+    Auto,
+}
+
+/// Below this many floating-point operations a product runs on one thread: measured, a
+/// 32x128 · 128x512 product (4.2 MFLOP) is slower on two threads than on one.
+const PARALLEL_MIN_FLOPS: usize = 16_000_000;
+
+/// A read-only strided matrix view: element `(i, j)` is at `ptr[i * rs + j * cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a, T> {
+    ptr: *const T,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+    _life: PhantomData<&'a T>,
+}
+
+// SAFETY: a MatRef is a shared borrow of `T` data; it is Send/Sync exactly when `&[T]` is.
+unsafe impl<T: Sync> Send for MatRef<'_, T> {}
+unsafe impl<T: Sync> Sync for MatRef<'_, T> {}
+
+impl<'a, T> MatRef<'a, T> {
+    /// A contiguous row-major `[rows, cols]` matrix. Panics if `data` is too short (a bug in
+    /// the caller, never reachable from user input: shapes are validated before kernels run).
+    #[inline]
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self::with_ld(data, rows, cols, cols)
+    }
+
+    /// A row-major `[rows, cols]` matrix whose rows start `ld` elements apart.
+    #[inline]
+    pub fn with_ld(data: &'a [T], rows: usize, cols: usize, ld: usize) -> Self {
+        assert!(ld >= cols || rows <= 1, "leading dimension {ld} < cols {cols}");
+        if rows > 0 && cols > 0 {
+            assert!((rows - 1) * ld + cols <= data.len(), "matrix view out of bounds");
+        }
+        MatRef {
+            ptr: data.as_ptr(),
+            rows,
+            cols,
+            rs: ld as isize,
+            cs: 1,
+            _life: PhantomData,
+        }
+    }
+
+    /// The transpose (a view with swapped strides).
+    #[inline]
+    pub fn t(self) -> Self {
+        MatRef {
+            ptr: self.ptr,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            _life: PhantomData,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// A mutable strided matrix view (row-major with leading dimension).
+#[derive(Debug)]
+pub struct MatMut<'a, T> {
+    ptr: *mut T,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+    _life: PhantomData<&'a mut T>,
+}
+
+// SAFETY: a MatMut is an exclusive borrow of `T` data.
+unsafe impl<T: Send> Send for MatMut<'_, T> {}
+
+impl<'a, T> MatMut<'a, T> {
+    /// A contiguous row-major `[rows, cols]` matrix.
+    #[inline]
+    pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Self {
+        Self::with_ld(data, rows, cols, cols)
+    }
+
+    /// A row-major `[rows, cols]` matrix whose rows start `ld` elements apart.
+    #[inline]
+    pub fn with_ld(data: &'a mut [T], rows: usize, cols: usize, ld: usize) -> Self {
+        assert!(ld >= cols || rows <= 1, "leading dimension {ld} < cols {cols}");
+        if rows > 0 && cols > 0 {
+            assert!((rows - 1) * ld + cols <= data.len(), "matrix view out of bounds");
+        }
+        MatMut {
+            ptr: data.as_mut_ptr(),
+            rows,
+            cols,
+            rs: ld as isize,
+            cs: 1,
+            _life: PhantomData,
+        }
+    }
+
+    /// A view from a raw pointer, for kernels that hand disjoint row blocks of one buffer to
+    /// several threads.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writes of the whole `[rows, cols]` block with leading dimension
+    /// `ld` for `'a`, and no other live reference may overlap that block.
+    #[inline]
+    pub unsafe fn from_raw(ptr: *mut T, rows: usize, cols: usize, ld: usize) -> Self {
+        MatMut {
+            ptr,
+            rows,
+            cols,
+            rs: ld as isize,
+            cs: 1,
+            _life: PhantomData,
+        }
+    }
+}
+
+/// `dst = a * b` (or `dst += a * b` with `accumulate`), `dst: [M, N]`, `a: [M, K]`,
+/// `b: [K, N]`.
+///
+/// Panics when the dimensions disagree: kernels call it with validated shapes.
+#[inline]
+pub fn matmul<T: Float>(dst: MatMut<'_, T>, a: MatRef<'_, T>, b: MatRef<'_, T>, accumulate: bool, par: Parallelism) {
+    T::gemm(dst, a, b, accumulate, par)
+}
+
+pub(super) fn faer_matmul<T: Float + faer::traits::ComplexField>(
+    dst: MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    accumulate: bool,
+    par: Parallelism,
+) {
+    let (m, n, k) = (dst.rows, dst.cols, a.cols);
+    assert!(a.rows == m && b.rows == k && b.cols == n, "matmul dimensions disagree");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    // SAFETY: (i, j) is inside the view, which the constructor bounds-checked.
+                    unsafe { *dst.ptr.offset(i as isize * dst.rs + j as isize * dst.cs) = T::zero() };
+                }
+            }
+        }
+        return;
+    }
+    let flops = 2 * m * n * k;
+    let par = match par {
+        Parallelism::Auto if flops >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1 => {
+            faer::Par::rayon(0)
+        }
+        _ => faer::Par::Seq,
+    };
+    // SAFETY: the views were bounds-checked on construction (or promised by the caller of
+    // `MatMut::from_raw`), and the lifetimes keep the buffers alive for this call.
+    unsafe {
+        let dst = faer::MatMut::from_raw_parts_mut(dst.ptr, m, n, dst.rs, dst.cs);
+        let a = faer::MatRef::from_raw_parts(a.ptr, m, k, a.rs, a.cs);
+        let b = faer::MatRef::from_raw_parts(b.ptr, k, n, b.rs, b.cs);
+        let accum = if accumulate { faer::Accum::Add } else { faer::Accum::Replace };
+        faer::linalg::matmul::matmul(dst, accum, a, b, T::one(), par);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f64], b: &[f64], m: usize, n: usize, k: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn products_in_every_orientation_match_naive() {
+        for &(m, n, k) in &[(1, 1, 1), (3, 5, 7), (17, 9, 33), (64, 48, 40), (2, 3, 0)] {
+            let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+            let want = naive(&a, &b, m, n, k);
+            // a^T stored [k, m], b^T stored [n, k]
+            let mut at = vec![0.0; m * k];
+            for i in 0..m {
+                for p in 0..k {
+                    at[p * m + i] = a[i * k + p];
+                }
+            }
+            let mut bt = vec![0.0; k * n];
+            for p in 0..k {
+                for j in 0..n {
+                    bt[j * k + p] = b[p * n + j];
+                }
+            }
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let av = if ta { MatRef::new(&at, k, m).t() } else { MatRef::new(&a, m, k) };
+                let bv = if tb { MatRef::new(&bt, n, k).t() } else { MatRef::new(&b, k, n) };
+                let mut c = vec![1.0; m * n];
+                matmul(MatMut::new(&mut c, m, n), av, bv, false, Parallelism::Auto);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-12, "{m}x{n}x{k} {ta} {tb}");
+                }
+                matmul(MatMut::new(&mut c, m, n), av, bv, true, Parallelism::Sequential);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - 2.0 * y).abs() < 1e-12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strided_destination_leaves_other_columns_alone() {
+        let a = [1.0f32, 2.0, 3.0, 4.0]; // [2,2]
+        let b = [1.0f32, 0.0, 0.0, 1.0];
+        let mut c = [9.0f32; 8]; // [2,4], write columns 1..3
+        matmul(MatMut::with_ld(&mut c[1..], 2, 2, 4), MatRef::new(&a, 2, 2), MatRef::new(&b, 2, 2), false, Parallelism::Sequential);
+        assert_eq!(c, [9.0, 1.0, 2.0, 9.0, 9.0, 3.0, 4.0, 9.0]);
+    }
+}

@@ -1,0 +1,454 @@
+//! Finite-difference checks of every recurrent backward kernel, in `f64` (as PyTorch's
+//! `gradcheck`): for a random upstream gradient on all outputs, the analytic gradient of
+//! every input, initial state and parameter must match central differences.
+//!
+//! Also here: the same kernels give the same result whether the batch is carried by one
+//! thread or split into slices, and a layer-direction run forward equals the reverse
+//! direction run on the reversed sequence.
+
+use super::elman::{self, Nonlinearity};
+use super::gemm::MatRef;
+use super::gru;
+use super::lstm;
+use super::scan::{RnnDims, RnnGrads, RnnWeights, RowBlock, Steps};
+use crate::rng::Generator;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Kind {
+    Lstm,
+    Gru,
+    Elman(Nonlinearity),
+}
+
+impl Kind {
+    fn gates(self) -> usize {
+        match self {
+            Kind::Lstm => 4,
+            Kind::Gru => 3,
+            Kind::Elman(_) => 1,
+        }
+    }
+}
+
+/// Inputs of one layer-direction: x, h0, c0 and the five parameter tensors.
+#[derive(Clone, Debug)]
+pub(crate) struct Problem {
+    pub kind: Kind,
+    pub dims: RnnDims,
+    pub steps: Steps,
+    pub reverse: bool,
+    pub x: Vec<f64>,
+    pub h0: Vec<f64>,
+    pub c0: Vec<f64>,
+    /// w_ih, w_hh, b_ih, b_hh, w_hr (empty when absent)
+    pub params: [Vec<f64>; 5],
+}
+
+/// Outputs of one layer-direction.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Outputs {
+    pub out: Vec<f64>,
+    pub h_n: Vec<f64>,
+    pub c_n: Vec<f64>,
+}
+
+/// Gradients of everything in a [`Problem`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Grads {
+    pub x: Vec<f64>,
+    pub h0: Vec<f64>,
+    pub c0: Vec<f64>,
+    pub params: [Vec<f64>; 5],
+}
+
+fn rand_vec(g: &mut Generator, n: usize, scale: f64) -> Vec<f64> {
+    (0..n).map(|_| (g.uniform_f64() * 2.0 - 1.0) * scale).collect()
+}
+
+impl Problem {
+    pub fn random(kind: Kind, dims: RnnDims, batch_sizes: &[usize], reverse: bool, bias: bool, seed: u64) -> Problem {
+        let mut g = Generator::new(seed);
+        let steps = Steps::new(batch_sizes).unwrap();
+        let (i, h, p) = (dims.input_size, dims.hidden_size, dims.out_size());
+        let gw = kind.gates() * h;
+        let b = steps.batch();
+        let k = 1.0 / (h as f64).sqrt();
+        let params = [
+            rand_vec(&mut g, gw * i, k),
+            rand_vec(&mut g, gw * p, k),
+            if bias { rand_vec(&mut g, gw, k) } else { vec![] },
+            if bias { rand_vec(&mut g, gw, k) } else { vec![] },
+            if dims.proj_size > 0 { rand_vec(&mut g, p * h, k) } else { vec![] },
+        ];
+        Problem {
+            kind,
+            dims,
+            x: rand_vec(&mut g, steps.total() * i, 1.0),
+            h0: rand_vec(&mut g, b * p, 0.5),
+            c0: if kind == Kind::Lstm { rand_vec(&mut g, b * h, 0.5) } else { vec![] },
+            steps,
+            reverse,
+            params,
+        }
+    }
+
+    fn weights(&self) -> RnnWeights<'_, f64> {
+        fn opt(v: &[f64]) -> Option<&[f64]> {
+            (!v.is_empty()).then_some(v)
+        }
+        RnnWeights {
+            w_ih: &self.params[0],
+            w_hh: &self.params[1],
+            b_ih: opt(&self.params[2]),
+            b_hh: opt(&self.params[3]),
+            w_hr: opt(&self.params[4]),
+        }
+    }
+
+    /// Run forward (and, with upstream gradients, backward) with `max_slices` threads.
+    pub fn run(&self, upstream: Option<&Outputs>, max_slices: usize) -> (Outputs, Grads) {
+        let (i, h, p) = (self.dims.input_size, self.dims.hidden_size, self.dims.out_size());
+        let n = self.steps.total();
+        let b = self.steps.batch();
+        let w = self.weights();
+        let x = MatRef::new(&self.x, n, i);
+        let mut out = vec![0.0; n * p];
+        let mut h_n = vec![0.0; b * p];
+        let mut c_n = vec![0.0; if self.kind == Kind::Lstm { b * h } else { 0 }];
+        let mut grads = Grads::default();
+        let want_grad = upstream.is_some();
+        let mut gx = vec![0.0; n * i];
+        let mut gp: [Vec<f64>; 5] = std::array::from_fn(|k| vec![0.0; self.params[k].len()]);
+        let mut dh0 = vec![0.0; b * p];
+        let mut dc0 = vec![0.0; c_n.len()];
+        {
+            let [g0, g1, g2, g3, g4] = &mut gp;
+            fn opt(v: &mut [f64]) -> Option<&mut [f64]> {
+                (!v.is_empty()).then_some(v)
+            }
+            let mut rg = RnnGrads {
+                w_ih: opt(g0),
+                w_hh: opt(g1),
+                b_ih: opt(g2),
+                b_hh: opt(g3),
+                w_hr: opt(g4),
+            };
+            let out_b = RowBlock::new(&mut out, p);
+            match self.kind {
+                Kind::Lstm => {
+                    let mut saved = lstm::LstmSaved::default();
+                    lstm::lstm_forward(
+                        &out_b,
+                        &mut h_n,
+                        &mut c_n,
+                        want_grad.then_some(&mut saved),
+                        x,
+                        &self.h0,
+                        &self.c0,
+                        &w,
+                        self.dims,
+                        &self.steps,
+                        self.reverse,
+                        max_slices,
+                    );
+                    if let Some(up) = upstream {
+                        let mut dout_v = up.out.clone();
+                        let dout = RowBlock::new(&mut dout_v, p);
+                        let time = lstm::lstm_backward_time(
+                            &mut dh0,
+                            &mut dc0,
+                            Some(&dout),
+                            Some(&up.h_n),
+                            Some(&up.c_n),
+                            saved,
+                            &self.c0,
+                            &w,
+                            self.dims,
+                            &self.steps,
+                            self.reverse,
+                            max_slices,
+                        );
+                        lstm::lstm_backward_weights(
+                            Some(&mut gx),
+                            &mut rg,
+                            &time,
+                            x,
+                            &out_b,
+                            &self.h0,
+                            &w,
+                            self.dims,
+                            &self.steps,
+                            self.reverse,
+                        );
+                    }
+                }
+                Kind::Gru => {
+                    let mut saved = gru::GruSaved::default();
+                    gru::gru_forward(
+                        &out_b,
+                        &mut h_n,
+                        want_grad.then_some(&mut saved),
+                        x,
+                        &self.h0,
+                        &w,
+                        self.dims,
+                        &self.steps,
+                        self.reverse,
+                        max_slices,
+                    );
+                    if let Some(up) = upstream {
+                        let mut dout_v = up.out.clone();
+                        let dout = RowBlock::new(&mut dout_v, p);
+                        let time = gru::gru_backward_time(
+                            &mut dh0,
+                            Some(&dout),
+                            Some(&up.h_n),
+                            saved,
+                            &out_b,
+                            &self.h0,
+                            &w,
+                            self.dims,
+                            &self.steps,
+                            self.reverse,
+                            max_slices,
+                        );
+                        gru::gru_backward_weights(
+                            Some(&mut gx),
+                            &mut rg,
+                            &time,
+                            x,
+                            &out_b,
+                            &self.h0,
+                            &w,
+                            self.dims,
+                            &self.steps,
+                            self.reverse,
+                        );
+                    }
+                }
+                Kind::Elman(act) => {
+                    let mut saved = elman::ElmanSaved::default();
+                    elman::elman_forward(
+                        &out_b,
+                        &mut h_n,
+                        want_grad.then_some(&mut saved),
+                        x,
+                        &self.h0,
+                        &w,
+                        self.dims,
+                        act,
+                        &self.steps,
+                        self.reverse,
+                        max_slices,
+                    );
+                    if let Some(up) = upstream {
+                        let mut dout_v = up.out.clone();
+                        let dout = RowBlock::new(&mut dout_v, p);
+                        let da = elman::elman_backward_time(
+                            &mut dh0,
+                            Some(&dout),
+                            Some(&up.h_n),
+                            saved,
+                            &w,
+                            self.dims,
+                            act,
+                            &self.steps,
+                            self.reverse,
+                            max_slices,
+                        );
+                        elman::elman_backward_weights(
+                            Some(&mut gx),
+                            &mut rg,
+                            &da,
+                            x,
+                            &out_b,
+                            &self.h0,
+                            &w,
+                            self.dims,
+                            &self.steps,
+                            self.reverse,
+                        );
+                    }
+                }
+            }
+        }
+        if want_grad {
+            grads = Grads {
+                x: gx,
+                h0: dh0,
+                c0: dc0,
+                params: gp,
+            };
+        }
+        (Outputs { out, h_n, c_n }, grads)
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn loss(o: &Outputs, up: &Outputs) -> f64 {
+    dot(&o.out, &up.out) + dot(&o.h_n, &up.h_n) + dot(&o.c_n, &up.c_n)
+}
+
+/// Compare analytic and central-difference gradients of every element; returns the number
+/// of elements checked.
+pub(crate) fn check(problem: &Problem, max_slices: usize) -> usize {
+    let mut g = Generator::new(99);
+    let (fwd, _) = problem.run(None, max_slices);
+    let up = Outputs {
+        out: rand_vec(&mut g, fwd.out.len(), 1.0),
+        h_n: rand_vec(&mut g, fwd.h_n.len(), 1.0),
+        c_n: rand_vec(&mut g, fwd.c_n.len(), 1.0),
+    };
+    let (_, grads) = problem.run(Some(&up), max_slices);
+    let eps = 1e-6;
+    let mut checked = 0;
+    let mut compare = |name: &str, idx: usize, analytic: f64, set: &dyn Fn(&mut Problem, f64)| {
+        let mut pp = problem.clone();
+        set(&mut pp, eps);
+        let lp = loss(&pp.run(None, max_slices).0, &up);
+        let mut pm = problem.clone();
+        set(&mut pm, -eps);
+        let lm = loss(&pm.run(None, max_slices).0, &up);
+        let numeric = (lp - lm) / (2.0 * eps);
+        let err = (numeric - analytic).abs() / (1e-6 + numeric.abs().max(analytic.abs()));
+        assert!(
+            err < 1e-5 || (numeric - analytic).abs() < 1e-8,
+            "{:?} {name}[{idx}]: analytic {analytic}, numeric {numeric} (problem {:?}, reverse {})",
+            problem.kind,
+            problem.dims,
+            problem.reverse
+        );
+        checked += 1;
+    };
+    for k in 0..problem.x.len() {
+        compare("x", k, grads.x[k], &|p, e| p.x[k] += e);
+    }
+    for k in 0..problem.h0.len() {
+        compare("h0", k, grads.h0[k], &|p, e| p.h0[k] += e);
+    }
+    for k in 0..problem.c0.len() {
+        compare("c0", k, grads.c0[k], &|p, e| p.c0[k] += e);
+    }
+    for t in 0..5 {
+        for k in 0..problem.params[t].len() {
+            compare(["w_ih", "w_hh", "b_ih", "b_hh", "w_hr"][t], k, grads.params[t][k], &|p, e| {
+                p.params[t][k] += e
+            });
+        }
+    }
+    checked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds() -> Vec<(Kind, usize)> {
+        vec![
+            (Kind::Lstm, 0),
+            (Kind::Lstm, 2),
+            (Kind::Gru, 0),
+            (Kind::Elman(Nonlinearity::Tanh), 0),
+            (Kind::Elman(Nonlinearity::Relu), 0),
+        ]
+    }
+
+    #[test]
+    fn finite_differences_match_every_backward_kernel() {
+        let mut total = 0;
+        for (kind, proj) in kinds() {
+            for &reverse in &[false, true] {
+                for (bs, bias) in [(&[3usize, 3, 2, 1][..], true), (&[2, 2, 2][..], false), (&[1][..], true)] {
+                    let dims = RnnDims {
+                        input_size: 3,
+                        hidden_size: 4,
+                        proj_size: proj,
+                    };
+                    let p = Problem::random(kind, dims, bs, reverse, bias, 1 + total as u64);
+                    total += check(&p, 1);
+                }
+            }
+        }
+        eprintln!("finite-difference checks: {total} gradient elements");
+        assert!(total > 1000, "{total}");
+    }
+
+    #[test]
+    fn finite_differences_with_batch_slices() {
+        // 16 sequences of mixed lengths, carried by two threads.
+        let bs = [16usize, 16, 12, 9, 3];
+        for (kind, proj) in kinds() {
+            let dims = RnnDims {
+                input_size: 2,
+                hidden_size: 3,
+                proj_size: proj,
+            };
+            let p = Problem::random(kind, dims, &bs, true, true, 5);
+            assert!(check(&p, 2) > 100);
+        }
+    }
+
+    #[test]
+    fn slices_give_the_same_result_as_one_thread() {
+        let bs = [40usize, 40, 33, 20, 20, 7, 1];
+        for (kind, proj) in kinds() {
+            for &reverse in &[false, true] {
+                let dims = RnnDims {
+                    input_size: 5,
+                    hidden_size: 6,
+                    proj_size: proj,
+                };
+                let p = Problem::random(kind, dims, &bs, reverse, true, 9);
+                let mut g = Generator::new(3);
+                let (o1, _) = p.run(None, 1);
+                let up = Outputs {
+                    out: rand_vec(&mut g, o1.out.len(), 1.0),
+                    h_n: rand_vec(&mut g, o1.h_n.len(), 1.0),
+                    c_n: rand_vec(&mut g, o1.c_n.len(), 1.0),
+                };
+                let (a, ga) = p.run(Some(&up), 1);
+                let (b, gb) = p.run(Some(&up), 4);
+                let close = |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(u, v)| (u - v).abs() < 1e-12);
+                assert!(close(&a.out, &b.out) && close(&a.h_n, &b.h_n) && close(&a.c_n, &b.c_n));
+                assert!(close(&ga.x, &gb.x) && close(&ga.h0, &gb.h0) && close(&ga.c0, &gb.c0));
+                for k in 0..5 {
+                    assert!(close(&ga.params[k], &gb.params[k]), "{kind:?} param {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reverse_direction_equals_forward_on_reversed_sequence() {
+        // Unpacked batch: reversing time for every sequence is reversing the step order.
+        let (t, b) = (5, 3);
+        for (kind, proj) in kinds() {
+            let dims = RnnDims {
+                input_size: 3,
+                hidden_size: 4,
+                proj_size: proj,
+            };
+            let bs = vec![b; t];
+            let fwd = Problem::random(kind, dims, &bs, false, true, 21);
+            let mut rev = fwd.clone();
+            rev.reverse = true;
+            let i = dims.input_size;
+            for s in 0..t {
+                let src = &fwd.x[(t - 1 - s) * b * i..(t - s) * b * i];
+                rev.x[s * b * i..(s + 1) * b * i].copy_from_slice(src);
+            }
+            let (of, _) = fwd.run(None, 1);
+            let (or, _) = rev.run(None, 1);
+            let p = dims.out_size();
+            for s in 0..t {
+                let a = &of.out[s * b * p..(s + 1) * b * p];
+                let c = &or.out[(t - 1 - s) * b * p..(t - s) * b * p];
+                assert!(a.iter().zip(c).all(|(u, v)| (u - v).abs() < 1e-12), "{kind:?}");
+            }
+            assert_eq!(of.h_n, or.h_n);
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Devices and their kernels.
+//!
+//! Tensors live on a [`Device`]. Ops (in [`crate::ops`]) match on the device of their inputs
+//! and call that device's kernels; layer code never sees a device. The CPU backend is
+//! [`cpu`]. A CUDA backend will sit beside it behind the `cuda` feature; until it exists,
+//! asking for a CUDA device returns [`Error::DeviceUnavailable`](crate::Error::DeviceUnavailable).
+
+pub mod cpu;
+
+use crate::{Error, Result};
+
+/// Where a tensor's data lives and its ops run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Device {
+    /// The host CPU (all cores, through rayon).
+    #[default]
+    Cpu,
+    /// A CUDA GPU by ordinal.
+    Cuda(usize),
+}
+
+impl Device {
+    /// Check that this build can use the device.
+    pub fn check_available(self) -> Result<()> {
+        match self {
+            Device::Cpu => Ok(()),
+            Device::Cuda(i) => Err(Error::DeviceUnavailable {
+                device: format!("cuda:{i}"),
+                reason: "this build of recurrent has no CUDA backend (the `cuda` feature is not implemented yet)"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Parse `"cpu"`, `"cuda"` or `"cuda:N"`.
+    pub fn parse(s: &str) -> Result<Device> {
+        match s.trim() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(i)) => Ok(Device::Cuda(i)),
+                _ => Err(Error::invalid(format!(
+                    "unknown device {other:?}: expected \"cpu\", \"cuda\" or \"cuda:N\""
+                ))),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
