@@ -6,10 +6,18 @@
 
 #![warn(missing_docs)]
 
+pub mod autograd;
 pub mod backend;
 pub mod error;
+pub mod ops;
 pub mod rng;
+pub mod tensor;
 
+pub use autograd::{is_grad_enabled, no_grad};
+pub use backend::cpu::denormal::{flush_denormals, set_flush_denormals};
 pub use backend::Device;
 pub use error::{Error, Result};
+pub use ops::embedding::EmbeddingOptions;
+pub use ops::loss::{ClassTarget, CrossEntropyOptions, Reduction};
 pub use rng::{manual_seed, Generator};
+pub use tensor::Tensor;

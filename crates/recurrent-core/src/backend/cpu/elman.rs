@@ -8,7 +8,7 @@ use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
     combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims, RnnGrads,
-    RnnWeights, RowBlock, Steps, MIN_SLICE_ROWS,
+    RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// The nonlinearity of an Elman RNN.
@@ -123,7 +123,7 @@ pub fn elman_forward<T: Float>(
 #[allow(clippy::too_many_arguments)]
 pub fn elman_backward_time<T: Float>(
     dh0: &mut [T],
-    dout: Option<&RowBlock<'_, T>>,
+    dout: Option<&RowsRef<'_, T>>,
     dh_n: Option<&[T]>,
     saved: ElmanSaved<T>,
     w: &RnnWeights<'_, T>,
@@ -176,7 +176,7 @@ pub fn elman_backward_weights<T: Float>(
     grads: &mut RnnGrads<'_, T>,
     da: &[T],
     x: MatRef<'_, T>,
-    out: &RowBlock<'_, T>,
+    out: &RowsRef<'_, T>,
     h0: &[T],
     w: &RnnWeights<'_, T>,
     dims: RnnDims,

@@ -10,7 +10,7 @@ use super::elman::{self, Nonlinearity};
 use super::gemm::MatRef;
 use super::gru;
 use super::lstm;
-use super::scan::{RnnDims, RnnGrads, RnnWeights, RowBlock, Steps};
+use super::scan::{RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps};
 use crate::rng::Generator;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -133,12 +133,11 @@ impl Problem {
                 b_hh: opt(g3),
                 w_hr: opt(g4),
             };
-            let out_b = RowBlock::new(&mut out, p);
             match self.kind {
                 Kind::Lstm => {
                     let mut saved = lstm::LstmSaved::default();
                     lstm::lstm_forward(
-                        &out_b,
+                        &RowBlock::new(&mut out, p),
                         &mut h_n,
                         &mut c_n,
                         want_grad.then_some(&mut saved),
@@ -152,8 +151,8 @@ impl Problem {
                         max_slices,
                     );
                     if let Some(up) = upstream {
-                        let mut dout_v = up.out.clone();
-                        let dout = RowBlock::new(&mut dout_v, p);
+                        let dout = RowsRef::new(&up.out, p);
+                        let out_r = RowsRef::new(&out, p);
                         let time = lstm::lstm_backward_time(
                             &mut dh0,
                             &mut dc0,
@@ -173,7 +172,7 @@ impl Problem {
                             &mut rg,
                             &time,
                             x,
-                            &out_b,
+                            &out_r,
                             &self.h0,
                             &w,
                             self.dims,
@@ -185,7 +184,7 @@ impl Problem {
                 Kind::Gru => {
                     let mut saved = gru::GruSaved::default();
                     gru::gru_forward(
-                        &out_b,
+                        &RowBlock::new(&mut out, p),
                         &mut h_n,
                         want_grad.then_some(&mut saved),
                         x,
@@ -197,14 +196,14 @@ impl Problem {
                         max_slices,
                     );
                     if let Some(up) = upstream {
-                        let mut dout_v = up.out.clone();
-                        let dout = RowBlock::new(&mut dout_v, p);
+                        let dout = RowsRef::new(&up.out, p);
+                        let out_r = RowsRef::new(&out, p);
                         let time = gru::gru_backward_time(
                             &mut dh0,
                             Some(&dout),
                             Some(&up.h_n),
                             saved,
-                            &out_b,
+                            &out_r,
                             &self.h0,
                             &w,
                             self.dims,
@@ -217,7 +216,7 @@ impl Problem {
                             &mut rg,
                             &time,
                             x,
-                            &out_b,
+                            &out_r,
                             &self.h0,
                             &w,
                             self.dims,
@@ -229,7 +228,7 @@ impl Problem {
                 Kind::Elman(act) => {
                     let mut saved = elman::ElmanSaved::default();
                     elman::elman_forward(
-                        &out_b,
+                        &RowBlock::new(&mut out, p),
                         &mut h_n,
                         want_grad.then_some(&mut saved),
                         x,
@@ -242,8 +241,8 @@ impl Problem {
                         max_slices,
                     );
                     if let Some(up) = upstream {
-                        let mut dout_v = up.out.clone();
-                        let dout = RowBlock::new(&mut dout_v, p);
+                        let dout = RowsRef::new(&up.out, p);
+                        let out_r = RowsRef::new(&out, p);
                         let da = elman::elman_backward_time(
                             &mut dh0,
                             Some(&dout),
@@ -261,7 +260,7 @@ impl Problem {
                             &mut rg,
                             &da,
                             x,
-                            &out_b,
+                            &out_r,
                             &self.h0,
                             &w,
                             self.dims,

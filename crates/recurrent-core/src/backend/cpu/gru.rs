@@ -9,7 +9,7 @@ use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
     for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims, RnnGrads, RnnWeights, RowBlock,
-    Steps, MIN_SLICE_ROWS,
+    RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one GRU layer-direction needs from its forward pass.
@@ -170,10 +170,10 @@ pub struct GruTimeGrads<T> {
 #[allow(clippy::too_many_arguments)]
 pub fn gru_backward_time<T: Float>(
     dh0: &mut [T],
-    dout: Option<&RowBlock<'_, T>>,
+    dout: Option<&RowsRef<'_, T>>,
     dh_n: Option<&[T]>,
     saved: GruSaved<T>,
-    out: &RowBlock<'_, T>,
+    out: &RowsRef<'_, T>,
     h0: &[T],
     w: &RnnWeights<'_, T>,
     dims: RnnDims,
@@ -246,7 +246,7 @@ pub fn gru_backward_weights<T: Float>(
     grads: &mut RnnGrads<'_, T>,
     time: &GruTimeGrads<T>,
     x: MatRef<'_, T>,
-    out: &RowBlock<'_, T>,
+    out: &RowsRef<'_, T>,
     h0: &[T],
     w: &RnnWeights<'_, T>,
     dims: RnnDims,

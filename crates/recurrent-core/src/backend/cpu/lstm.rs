@@ -12,7 +12,7 @@ use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
     combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims, RnnGrads,
-    RnnWeights, RowBlock, Steps, MIN_SLICE_ROWS,
+    RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one LSTM layer-direction needs from its forward pass.
@@ -213,7 +213,7 @@ pub struct LstmTimeGrads<T> {
 pub fn lstm_backward_time<T: Float>(
     dh0: &mut [T],
     dc0: &mut [T],
-    dout: Option<&RowBlock<'_, T>>,
+    dout: Option<&RowsRef<'_, T>>,
     dh_n: Option<&[T]>,
     dc_n: Option<&[T]>,
     saved: LstmSaved<T>,
@@ -307,7 +307,7 @@ pub fn lstm_backward_weights<T: Float>(
     grads: &mut RnnGrads<'_, T>,
     time: &LstmTimeGrads<T>,
     x: MatRef<'_, T>,
-    out: &RowBlock<'_, T>,
+    out: &RowsRef<'_, T>,
     h0: &[T],
     w: &RnnWeights<'_, T>,
     dims: RnnDims,

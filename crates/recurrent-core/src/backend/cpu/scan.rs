@@ -273,10 +273,58 @@ impl<'a, T> RowBlock<'a, T> {
     }
 }
 
+/// A read-only block of `width` columns in a row-major buffer with leading dimension `ld`
+/// (one direction's half of a bidirectional output, or of its gradient).
+#[derive(Clone, Copy, Debug)]
+pub struct RowsRef<'a, T> {
+    data: &'a [T],
+    col: usize,
+    width: usize,
+    ld: usize,
+}
+
+impl<'a, T> RowsRef<'a, T> {
+    /// The whole contiguous buffer as `[rows, width]`.
+    pub fn new(data: &'a [T], width: usize) -> Self {
+        RowsRef {
+            data,
+            col: 0,
+            width,
+            ld: width,
+        }
+    }
+
+    /// Split the columns of a `[rows, ld]` buffer into blocks of the given widths.
+    pub fn split_columns(data: &'a [T], ld: usize, widths: &[usize]) -> Vec<RowsRef<'a, T>> {
+        assert_eq!(widths.iter().sum::<usize>(), ld, "column widths must add up to ld");
+        let mut col = 0;
+        widths
+            .iter()
+            .map(|&width| {
+                let r = RowsRef { data, col, width, ld };
+                col += width;
+                r
+            })
+            .collect()
+    }
+
+    /// Row `r`.
+    #[inline]
+    pub fn row(&self, r: usize) -> &'a [T] {
+        let s = r * self.ld + self.col;
+        &self.data[s..s + self.width]
+    }
+
+    /// Columns in the block.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+}
+
 /// Copy the previous hidden state of every packed row into a contiguous `[N, P]` matrix:
 /// the `h_{t-1}` that step `t` multiplied by `W_hh`, taken from the layer output (`out`, a
 /// column block) or from `h0` where the sequence starts. Used for `dW_hh` as one product.
-pub fn gather_prev<T: Float>(out: &RowBlock<'_, T>, h0: &[T], steps: &Steps, reverse: bool) -> Vec<T> {
+pub fn gather_prev<T: Float>(out: &RowsRef<'_, T>, h0: &[T], steps: &Steps, reverse: bool) -> Vec<T> {
     let p = out.width();
     let mut prev = vec![T::zero(); steps.total() * p];
     for t in 0..steps.len() {
@@ -284,8 +332,7 @@ pub fn gather_prev<T: Float>(out: &RowBlock<'_, T>, h0: &[T], steps: &Steps, rev
         for r in 0..steps.batch_size(t) {
             let dst = &mut prev[(base + r) * p..(base + r + 1) * p];
             match steps.prev_row(t, r, reverse) {
-                // SAFETY: nothing writes `out` during backward.
-                Some(q) => dst.copy_from_slice(unsafe { out.row(q) }),
+                Some(q) => dst.copy_from_slice(out.row(q)),
                 None => dst.copy_from_slice(&h0[r * p..(r + 1) * p]),
             }
         }

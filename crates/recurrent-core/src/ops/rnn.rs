@@ -1,0 +1,438 @@
+//! The fused recurrent op: one stacked-RNN layer (one or two directions) over a whole packed
+//! sequence batch is one autograd node, whose backward is the hand-derived backpropagation
+//! through time of the CPU kernels ([`crate::backend::cpu::lstm`], `gru`, `elman`).
+//!
+//! The two directions of a bidirectional layer run in parallel (each on half the threads),
+//! and write their halves of the `[N, 2P]` output in place (no concatenation). The output's
+//! storage is shared with the backward, which reads `h_{t-1}` from it instead of keeping a
+//! copy.
+//!
+//! This op takes the packed layout (`x: [N, I]` plus batch sizes); turning batch-first,
+//! padded or unbatched input into it, and sorting, is the `nn` layer's job.
+
+use super::Grads;
+use crate::autograd::{needs_grad, record_shared, BackwardOp};
+use crate::backend::cpu::elman::{self, ElmanSaved, Nonlinearity};
+use crate::backend::cpu::gemm::MatRef;
+use crate::backend::cpu::gru::{self, GruSaved};
+use crate::backend::cpu::lstm::{self, LstmSaved};
+use crate::backend::cpu::scan::{RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps};
+use crate::error::{Error, Result};
+use crate::tensor::{shared, DataRef, SharedStorage, Tensor};
+
+/// Which recurrence a layer computes (PyTorch's `mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RnnMode {
+    /// Elman RNN with `tanh`.
+    RnnTanh,
+    /// Elman RNN with `relu`.
+    RnnRelu,
+    /// Long short-term memory.
+    Lstm,
+    /// Gated recurrent unit.
+    Gru,
+}
+
+impl RnnMode {
+    /// Gates per hidden unit: 4 (LSTM), 3 (GRU), 1 (Elman).
+    pub fn gate_multiplier(self) -> usize {
+        match self {
+            RnnMode::Lstm => 4,
+            RnnMode::Gru => 3,
+            RnnMode::RnnTanh | RnnMode::RnnRelu => 1,
+        }
+    }
+
+    /// PyTorch's name of the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            RnnMode::RnnTanh => "RNN_TANH",
+            RnnMode::RnnRelu => "RNN_RELU",
+            RnnMode::Lstm => "LSTM",
+            RnnMode::Gru => "GRU",
+        }
+    }
+
+    fn nonlinearity(self) -> Nonlinearity {
+        if self == RnnMode::RnnRelu {
+            Nonlinearity::Relu
+        } else {
+            Nonlinearity::Tanh
+        }
+    }
+}
+
+/// The parameters of one direction of one layer, in PyTorch's layout.
+#[derive(Clone, Copy, Debug)]
+pub struct DirectionParams<'a> {
+    /// `weight_ih_l{k}{_reverse}`: `[G*H, I]`.
+    pub w_ih: &'a Tensor,
+    /// `weight_hh_l{k}{_reverse}`: `[G*H, P]`.
+    pub w_hh: &'a Tensor,
+    /// `bias_ih_l{k}{_reverse}`: `[G*H]`.
+    pub b_ih: Option<&'a Tensor>,
+    /// `bias_hh_l{k}{_reverse}`: `[G*H]`.
+    pub b_hh: Option<&'a Tensor>,
+    /// `weight_hr_l{k}{_reverse}` (LSTM with `proj_size`): `[P, H]`.
+    pub w_hr: Option<&'a Tensor>,
+}
+
+impl<'a> DirectionParams<'a> {
+    fn tensors(&self) -> [Option<&'a Tensor>; 5] {
+        [Some(self.w_ih), Some(self.w_hh), self.b_ih, self.b_hh, self.w_hr]
+    }
+}
+
+/// The outputs of one layer.
+#[derive(Clone, Debug)]
+pub struct RnnLayerOutput {
+    /// `[N, D*P]`: every packed row's hidden state, directions side by side.
+    pub output: Tensor,
+    /// `[D, B, P]`: each sequence's final hidden state per direction.
+    pub h_n: Tensor,
+    /// `[D, B, H]` (LSTM only): each sequence's final cell state per direction.
+    pub c_n: Option<Tensor>,
+}
+
+enum Saved {
+    Lstm(LstmSaved<f32>),
+    Gru(GruSaved<f32>),
+    Elman(ElmanSaved<f32>),
+}
+
+/// How many threads each direction's recurrence may use.
+fn slices_per_direction(directions: usize) -> usize {
+    (rayon::current_num_threads() / directions).max(1)
+}
+
+fn check_shape(what: &str, t: &Tensor, expected: &[usize]) -> Result<()> {
+    if t.shape() != expected {
+        return Err(Error::shape(what, expected, t.shape()));
+    }
+    Ok(())
+}
+
+/// Run one recurrent layer over a packed batch.
+///
+/// ```text
+/// x:  [N, I]  packed rows (N = sum of batch sizes)
+/// h0: [D, B, P];  c0: [D, B, H] (LSTM only)
+/// dirs: D = 1 or 2 directions (the second runs in reverse)
+/// ```
+///
+/// Returns the output `[N, D*P]`, `h_n: [D, B, P]` and (LSTM) `c_n: [D, B, H]`. All shapes
+/// are validated; a mismatch is an `Err` naming the tensor.
+pub fn rnn_layer(
+    mode: RnnMode,
+    x: &Tensor,
+    steps: &Steps,
+    h0: &Tensor,
+    c0: Option<&Tensor>,
+    dirs: &[DirectionParams<'_>],
+    dims: RnnDims,
+) -> Result<RnnLayerOutput> {
+    let d = dirs.len();
+    if !(1..=2).contains(&d) {
+        return Err(Error::invalid(format!("an RNN layer has 1 or 2 directions, got {d}")));
+    }
+    let (i_size, h, p) = (dims.input_size, dims.hidden_size, dims.out_size());
+    let (n, b) = (steps.total(), steps.batch());
+    let g = mode.gate_multiplier() * h;
+    if dims.proj_size > 0 && mode != RnnMode::Lstm {
+        return Err(Error::invalid("proj_size argument is only supported for LSTM, not RNN or GRU"));
+    }
+    check_shape("input", x, &[n, i_size])?;
+    check_shape("h_0", h0, &[d, b, p])?;
+    match (mode, c0) {
+        (RnnMode::Lstm, Some(c0)) => check_shape("c_0", c0, &[d, b, h])?,
+        (RnnMode::Lstm, None) => return Err(Error::invalid("LSTM layer needs c_0")),
+        (_, Some(_)) => return Err(Error::invalid("only an LSTM takes c_0")),
+        _ => {}
+    }
+    for (k, dp) in dirs.iter().enumerate() {
+        let sfx = if k == 1 { "_reverse" } else { "" };
+        check_shape(&format!("weight_ih{sfx}"), dp.w_ih, &[g, i_size])?;
+        check_shape(&format!("weight_hh{sfx}"), dp.w_hh, &[g, p])?;
+        if dp.b_ih.is_some() != dp.b_hh.is_some() {
+            return Err(Error::invalid("bias_ih and bias_hh must both be given or both absent"));
+        }
+        if let Some(t) = dp.b_ih {
+            check_shape(&format!("bias_ih{sfx}"), t, &[g])?;
+        }
+        if let Some(t) = dp.b_hh {
+            check_shape(&format!("bias_hh{sfx}"), t, &[g])?;
+        }
+        match (dp.w_hr, dims.proj_size) {
+            (Some(t), ps) if ps > 0 => check_shape(&format!("weight_hr{sfx}"), t, &[p, h])?,
+            (None, 0) => {}
+            _ => return Err(Error::invalid("weight_hr must be given exactly when proj_size > 0")),
+        }
+    }
+
+    // Node inputs: x, h0, (c0), then each direction's parameters in PyTorch's order.
+    let mut inputs: Vec<&Tensor> = vec![x, h0];
+    if let Some(c0) = c0 {
+        inputs.push(c0);
+    }
+    for dp in dirs {
+        inputs.extend(dp.tensors().into_iter().flatten());
+    }
+    let training = needs_grad(&inputs);
+    let max_slices = slices_per_direction(d);
+
+    let mut out = vec![0.0f32; n * d * p];
+    let mut h_n = vec![0.0f32; d * b * p];
+    let mut c_n = vec![0.0f32; if mode == RnnMode::Lstm { d * b * h } else { 0 }];
+    let mut saved: Vec<Option<Saved>> = (0..d).map(|_| None).collect();
+    {
+        let xd = x.data();
+        let h0d = h0.data();
+        let c0d = c0.map(|c| c.data());
+        let guards: Vec<[Option<DataRef<'_>>; 5]> = dirs.iter().map(|dp| dp.tensors().map(|t| t.map(Tensor::data))).collect();
+        let weights: Vec<RnnWeights<'_, f32>> = guards.iter().map(weights_of).collect();
+        let blocks = RowBlock::split_columns(&mut out, d * p, &vec![p; d]);
+        let xm = MatRef::new(&xd, n, i_size);
+        let run = |k: usize, h_n: &mut [f32], c_n: &mut [f32], slot: &mut Option<Saved>| {
+            let reverse = k == 1;
+            let h0k = &h0d[k * b * p..(k + 1) * b * p];
+            let w = &weights[k];
+            match mode {
+                RnnMode::Lstm => {
+                    let c0k = &c0d.as_ref().expect("validated")[k * b * h..(k + 1) * b * h];
+                    let mut s = LstmSaved::default();
+                    lstm::lstm_forward(&blocks[k], h_n, c_n, training.then_some(&mut s), xm, h0k, c0k, w, dims, steps, reverse, max_slices);
+                    *slot = training.then_some(Saved::Lstm(s));
+                }
+                RnnMode::Gru => {
+                    let mut s = GruSaved::default();
+                    gru::gru_forward(&blocks[k], h_n, training.then_some(&mut s), xm, h0k, w, dims, steps, reverse, max_slices);
+                    *slot = training.then_some(Saved::Gru(s));
+                }
+                RnnMode::RnnTanh | RnnMode::RnnRelu => {
+                    let mut s = ElmanSaved::default();
+                    elman::elman_forward(
+                        &blocks[k],
+                        h_n,
+                        training.then_some(&mut s),
+                        xm,
+                        h0k,
+                        w,
+                        dims,
+                        mode.nonlinearity(),
+                        steps,
+                        reverse,
+                        max_slices,
+                    );
+                    *slot = training.then_some(Saved::Elman(s));
+                }
+            }
+        };
+        let c_chunk = if mode == RnnMode::Lstm { b * h } else { 0 };
+        if d == 2 {
+            let (h_f, h_r) = h_n.split_at_mut(b * p);
+            let (c_f, c_r) = c_n.split_at_mut(c_chunk);
+            let (s_f, s_r) = saved.split_at_mut(1);
+            rayon::join(|| run(0, h_f, c_f, &mut s_f[0]), || run(1, h_r, c_r, &mut s_r[0]));
+        } else {
+            run(0, &mut h_n, &mut c_n, &mut saved[0]);
+        }
+    }
+
+    let out_storage = shared(out);
+    let backward: Option<Box<dyn BackwardOp>> = training.then(|| {
+        Box::new(RnnBackward {
+            mode,
+            dims,
+            steps: steps.clone(),
+            x: x.clone(),
+            h0: h0.clone(),
+            c0: c0.cloned(),
+            params: dirs.iter().map(|dp| dp.tensors().map(|t| t.cloned())).collect(),
+            out: out_storage.clone(),
+            saved: saved.into_iter().map(|s| s.expect("saved in training")).collect(),
+        }) as Box<dyn BackwardOp>
+    });
+    let mut outputs = vec![(out_storage, vec![n, d * p]), (shared(h_n), vec![d, b, p])];
+    if mode == RnnMode::Lstm {
+        outputs.push((shared(c_n), vec![d, b, h]));
+    }
+    let name = match mode {
+        RnnMode::Lstm => "LstmBackward",
+        RnnMode::Gru => "GruBackward",
+        _ => "RnnBackward",
+    };
+    let mut res = record_shared(name, &inputs, outputs, backward).into_iter();
+    let output = res.next().expect("output");
+    let h_n = res.next().expect("h_n");
+    Ok(RnnLayerOutput { output, h_n, c_n: res.next() })
+}
+
+fn weights_of<'a>(g: &'a [Option<DataRef<'_>>; 5]) -> RnnWeights<'a, f32> {
+    RnnWeights {
+        w_ih: g[0].as_deref().expect("w_ih"),
+        w_hh: g[1].as_deref().expect("w_hh"),
+        b_ih: g[2].as_deref(),
+        b_hh: g[3].as_deref(),
+        w_hr: g[4].as_deref(),
+    }
+}
+
+struct RnnBackward {
+    mode: RnnMode,
+    dims: RnnDims,
+    steps: Steps,
+    x: Tensor,
+    h0: Tensor,
+    c0: Option<Tensor>,
+    params: Vec<[Option<Tensor>; 5]>,
+    out: SharedStorage,
+    saved: Vec<Saved>,
+}
+
+enum TimeGrads {
+    Lstm(lstm::LstmTimeGrads<f32>),
+    Gru(gru::GruTimeGrads<f32>),
+    Elman(Vec<f32>),
+}
+
+impl BackwardOp for RnnBackward {
+    fn backward(self: Box<Self>, grads: Grads, needs: &[bool]) -> Result<Grads> {
+        let RnnBackward {
+            mode,
+            dims,
+            steps,
+            x,
+            h0,
+            c0,
+            params,
+            out,
+            saved,
+        } = *self;
+        let d = params.len();
+        let (i_size, h, p) = (dims.input_size, dims.hidden_size, dims.out_size());
+        let (n, b) = (steps.total(), steps.batch());
+        let lstm = mode == RnnMode::Lstm;
+        let mut grads = grads.into_iter();
+        let dout = grads.next().flatten();
+        let dh_n = grads.next().flatten();
+        let dc_n = grads.next().flatten();
+        let max_slices = slices_per_direction(d);
+
+        let mut dh0 = vec![0.0f32; d * b * p];
+        let mut dc0 = vec![0.0f32; if lstm { d * b * h } else { 0 }];
+        let out_guard = out.read();
+        let out_data = out_guard.as_slice();
+        let out_blocks = RowsRef::split_columns(out_data, d * p, &vec![p; d]);
+        let dout_blocks = dout.as_deref().map(|g| RowsRef::split_columns(g, d * p, &vec![p; d]));
+        let h0d = h0.data();
+        let c0d = c0.as_ref().map(|c| c.data());
+        let guards: Vec<[Option<DataRef<'_>>; 5]> = params.iter().map(|ps| ps.each_ref().map(|t| t.as_ref().map(Tensor::data))).collect();
+        let weights: Vec<RnnWeights<'_, f32>> = guards.iter().map(weights_of).collect();
+
+        // Phase 1: the reverse loops, both directions in parallel.
+        let time = |k: usize, s: Saved, dh0: &mut [f32], dc0: &mut [f32]| -> TimeGrads {
+            let reverse = k == 1;
+            let w = &weights[k];
+            let dout_k = dout_blocks.as_ref().map(|v| &v[k]);
+            let dh_n_k = dh_n.as_deref().map(|g| &g[k * b * p..(k + 1) * b * p]);
+            let h0k = &h0d[k * b * p..(k + 1) * b * p];
+            match s {
+                Saved::Lstm(s) => {
+                    let dc_n_k = dc_n.as_deref().map(|g| &g[k * b * h..(k + 1) * b * h]);
+                    let c0k = &c0d.as_ref().expect("lstm c0")[k * b * h..(k + 1) * b * h];
+                    TimeGrads::Lstm(lstm::lstm_backward_time(
+                        dh0, dc0, dout_k, dh_n_k, dc_n_k, s, c0k, w, dims, &steps, reverse, max_slices,
+                    ))
+                }
+                Saved::Gru(s) => TimeGrads::Gru(gru::gru_backward_time(
+                    dh0,
+                    dout_k,
+                    dh_n_k,
+                    s,
+                    &out_blocks[k],
+                    h0k,
+                    w,
+                    dims,
+                    &steps,
+                    reverse,
+                    max_slices,
+                )),
+                Saved::Elman(s) => TimeGrads::Elman(elman::elman_backward_time(
+                    dh0,
+                    dout_k,
+                    dh_n_k,
+                    s,
+                    w,
+                    dims,
+                    mode.nonlinearity(),
+                    &steps,
+                    reverse,
+                    max_slices,
+                )),
+            }
+        };
+        let mut saved = saved.into_iter();
+        let time_grads: Vec<TimeGrads> = if d == 2 {
+            let (s0, s1) = (saved.next().expect("fwd"), saved.next().expect("rev"));
+            let (dh_f, dh_r) = dh0.split_at_mut(b * p);
+            let c_chunk = if lstm { b * h } else { 0 };
+            let (dc_f, dc_r) = dc0.split_at_mut(c_chunk);
+            let (a, r) = rayon::join(|| time(0, s0, dh_f, dc_f), || time(1, s1, dh_r, dc_r));
+            vec![a, r]
+        } else {
+            vec![time(0, saved.next().expect("fwd"), &mut dh0, &mut dc0)]
+        };
+
+        // Phase 2: one product per gradient, directions in turn (they share dX).
+        let n_state = if lstm { 3 } else { 2 };
+        let mut dx = needs[0].then(|| vec![0.0f32; n * i_size]);
+        let xd = x.data();
+        let xm = MatRef::new(&xd, n, i_size);
+        let mut param_grads: Vec<Option<Vec<f32>>> = Vec::new();
+        let mut need_idx = n_state;
+        for (k, tg) in time_grads.iter().enumerate() {
+            let reverse = k == 1;
+            let w = &weights[k];
+            let h0k = &h0d[k * b * p..(k + 1) * b * p];
+            // Gradient buffers for the parameters that exist and want one.
+            let mut bufs: [Option<Vec<f32>>; 5] = std::array::from_fn(|j| {
+                params[k][j].as_ref().and_then(|t| {
+                    let want = needs[need_idx + params[k][..j].iter().filter(|q| q.is_some()).count()];
+                    want.then(|| vec![0.0f32; t.numel()])
+                })
+            });
+            {
+                let [g0, g1, g2, g3, g4] = &mut bufs;
+                let mut rg = RnnGrads {
+                    w_ih: g0.as_deref_mut(),
+                    w_hh: g1.as_deref_mut(),
+                    b_ih: g2.as_deref_mut(),
+                    b_hh: g3.as_deref_mut(),
+                    w_hr: g4.as_deref_mut(),
+                };
+                let dxs = dx.as_deref_mut();
+                match tg {
+                    TimeGrads::Lstm(t) => {
+                        lstm::lstm_backward_weights(dxs, &mut rg, t, xm, &out_blocks[k], h0k, w, dims, &steps, reverse)
+                    }
+                    TimeGrads::Gru(t) => gru::gru_backward_weights(dxs, &mut rg, t, xm, &out_blocks[k], h0k, w, dims, &steps, reverse),
+                    TimeGrads::Elman(t) => {
+                        elman::elman_backward_weights(dxs, &mut rg, t, xm, &out_blocks[k], h0k, w, dims, &steps, reverse)
+                    }
+                }
+            }
+            for (j, buf) in bufs.into_iter().enumerate() {
+                if params[k][j].is_some() {
+                    param_grads.push(buf);
+                    need_idx += 1;
+                }
+            }
+        }
+        let mut res: Grads = vec![dx, needs[1].then_some(dh0)];
+        if lstm {
+            res.push(needs[2].then_some(dc0));
+        }
+        res.extend(param_grads);
+        Ok(res)
+    }
+}
