@@ -73,21 +73,21 @@ pub enum Error {
         /// Extra context: the step, the first offending index.
         detail: String,
     },
-    /// A state dict is missing a tensor that the module needs.
-    #[error("missing tensor {name:?} in state dict{context}")]
-    MissingTensor {
-        /// The PyTorch parameter name.
-        name: String,
-        /// Extra context (the file), starting with ", " or empty.
-        context: String,
-    },
-    /// A state dict has a tensor that the module does not have (strict loading).
-    #[error("unexpected tensor {name:?} in state dict{context}")]
-    UnexpectedTensor {
-        /// The PyTorch parameter name.
-        name: String,
-        /// Extra context (the file), starting with ", " or empty.
-        context: String,
+    /// A state dict does not fit the module: tensors missing, unexpected (strict loading) or of
+    /// the wrong shape, each named (PyTorch's `load_state_dict` report). Nothing was loaded.
+    #[error(
+        "Error(s) in loading state_dict for {module}:{}",
+        describe_state_dict(missing, unexpected, mismatched)
+    )]
+    StateDict {
+        /// The module's type name.
+        module: String,
+        /// Parameters the module has and the state dict lacks.
+        missing: Vec<String>,
+        /// Tensors in the state dict the module does not have.
+        unexpected: Vec<String>,
+        /// `(name, shape in the checkpoint, shape in the module)`.
+        mismatched: Vec<(String, ShapeDisplay, ShapeDisplay)>,
     },
     /// A checkpoint or data file that cannot be parsed.
     #[error("corrupt or unreadable {what}: {reason}")]
@@ -138,6 +138,32 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+fn describe_state_dict(
+    missing: &[String],
+    unexpected: &[String],
+    mismatched: &[(String, ShapeDisplay, ShapeDisplay)],
+) -> String {
+    let mut out = String::new();
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !missing.is_empty() {
+        out += &format!("\n\tMissing key(s) in state_dict: {}.", list(missing));
+    }
+    if !unexpected.is_empty() {
+        out += &format!("\n\tUnexpected key(s) in state_dict: {}.", list(unexpected));
+    }
+    for (name, ckpt, model) in mismatched {
+        out += &format!(
+            "\n\tsize mismatch for {name}: copying a param with shape {ckpt} from checkpoint, the shape in current model is {model}."
+        );
+    }
+    out
 }
 
 /// `Result` with [`Error`].

@@ -75,7 +75,12 @@ fn numel_of(shape: &[usize]) -> Option<usize> {
 impl Tensor {
     // ----- construction -------------------------------------------------------------------
 
-    pub(crate) fn make(shape: Vec<usize>, storage: SharedStorage, requires_grad: bool, grad_fn: Option<GradFn>) -> Tensor {
+    pub(crate) fn make(
+        shape: Vec<usize>,
+        storage: SharedStorage,
+        requires_grad: bool,
+        grad_fn: Option<GradFn>,
+    ) -> Tensor {
         Tensor(Arc::new(TensorImpl {
             id: next_id(),
             shape,
@@ -96,7 +101,8 @@ impl Tensor {
     /// assert!(Tensor::from_vec(vec![1.0], &[2]).is_err());
     /// ```
     pub fn from_vec(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
-        let n = numel_of(shape).ok_or_else(|| Error::invalid(format!("shape {shape:?} overflows")))?;
+        let n =
+            numel_of(shape).ok_or_else(|| Error::invalid(format!("shape {shape:?} overflows")))?;
         if n != data.len() {
             return Err(Error::invalid(format!(
                 "shape {shape:?} is invalid for input of size {}",
@@ -118,7 +124,8 @@ impl Tensor {
 
     /// A tensor filled with `value`.
     pub fn full(shape: &[usize], value: f32) -> Result<Tensor> {
-        let n = numel_of(shape).ok_or_else(|| Error::invalid(format!("shape {shape:?} overflows")))?;
+        let n =
+            numel_of(shape).ok_or_else(|| Error::invalid(format!("shape {shape:?} overflows")))?;
         Tensor::from_vec(vec![value; n], shape)
     }
 
@@ -133,15 +140,28 @@ impl Tensor {
     }
 
     /// Uniform samples in `[low, high)`.
-    pub fn rand_uniform(shape: &[usize], low: f32, high: f32, rng: &mut Generator) -> Result<Tensor> {
-        let n = numel_of(shape).ok_or_else(|| Error::invalid(format!("shape {shape:?} overflows")))?;
-        Tensor::from_vec((0..n).map(|_| rng.uniform_range(low, high)).collect(), shape)
+    pub fn rand_uniform(
+        shape: &[usize],
+        low: f32,
+        high: f32,
+        rng: &mut Generator,
+    ) -> Result<Tensor> {
+        let n =
+            numel_of(shape).ok_or_else(|| Error::invalid(format!("shape {shape:?} overflows")))?;
+        Tensor::from_vec(
+            (0..n).map(|_| rng.uniform_range(low, high)).collect(),
+            shape,
+        )
     }
 
     /// Standard normal samples times `std` plus `mean`.
     pub fn randn(shape: &[usize], mean: f32, std: f32, rng: &mut Generator) -> Result<Tensor> {
-        let n = numel_of(shape).ok_or_else(|| Error::invalid(format!("shape {shape:?} overflows")))?;
-        Tensor::from_vec((0..n).map(|_| mean + std * rng.normal() as f32).collect(), shape)
+        let n =
+            numel_of(shape).ok_or_else(|| Error::invalid(format!("shape {shape:?} overflows")))?;
+        Tensor::from_vec(
+            (0..n).map(|_| mean + std * rng.normal() as f32).collect(),
+            shape,
+        )
     }
 
     /// The same values as a new leaf that accumulates gradients (`requires_grad=True`).
@@ -326,7 +346,13 @@ impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.data();
         let show: Vec<f32> = d.iter().take(8).copied().collect();
-        write!(f, "Tensor(shape={:?}, data={:?}{}", self.shape(), show, if d.len() > 8 { "..." } else { "" })?;
+        write!(
+            f,
+            "Tensor(shape={:?}, data={:?}{}",
+            self.shape(),
+            show,
+            if d.len() > 8 { "..." } else { "" }
+        )?;
         if let Some(n) = self.grad_fn_name() {
             write!(f, ", grad_fn={n}")?;
         } else if self.0.leaf_requires_grad {

@@ -69,7 +69,11 @@ pub trait BackwardOp: Send + Sync {
     /// `grads[k]` is the gradient of output `k` (`None`: no gradient reached it, i.e. zero).
     /// Returns one entry per input (in the order given to [`record`]); `needs[i]` says whether
     /// input `i` wants one, and an entry may be `None` when it does not.
-    fn backward(self: Box<Self>, grads: Vec<Option<Vec<f32>>>, needs: &[bool]) -> Result<Vec<Option<Vec<f32>>>>;
+    fn backward(
+        self: Box<Self>,
+        grads: Vec<Option<Vec<f32>>>,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Vec<f32>>>>;
 }
 
 /// A recorded op.
@@ -151,8 +155,16 @@ pub(crate) fn record_shared(
 }
 
 /// Single-output form of [`record`].
-pub(crate) fn record1(name: &'static str, inputs: &[&Tensor], data: Vec<f32>, shape: Vec<usize>, backward: Option<Box<dyn BackwardOp>>) -> Tensor {
-    record(name, inputs, vec![(data, shape)], backward).pop().expect("one output")
+pub(crate) fn record1(
+    name: &'static str,
+    inputs: &[&Tensor],
+    data: Vec<f32>,
+    shape: Vec<usize>,
+    backward: Option<Box<dyn BackwardOp>>,
+) -> Tensor {
+    record(name, inputs, vec![(data, shape)], backward)
+        .pop()
+        .expect("one output")
 }
 
 /// A view that shares the input's storage with a new shape; its gradient is the input's
@@ -160,7 +172,11 @@ pub(crate) fn record1(name: &'static str, inputs: &[&Tensor], data: Vec<f32>, sh
 pub(crate) fn record_view(input: &Tensor, shape: Vec<usize>) -> Tensor {
     struct ViewBackward;
     impl BackwardOp for ViewBackward {
-        fn backward(self: Box<Self>, mut grads: Vec<Option<Vec<f32>>>, _needs: &[bool]) -> Result<Vec<Option<Vec<f32>>>> {
+        fn backward(
+            self: Box<Self>,
+            mut grads: Vec<Option<Vec<f32>>>,
+            _needs: &[bool],
+        ) -> Result<Vec<Option<Vec<f32>>>> {
             Ok(vec![grads.pop().flatten()])
         }
     }
@@ -172,7 +188,12 @@ pub(crate) fn record_view(input: &Tensor, shape: Vec<usize>) -> Tensor {
             num_outputs: 1,
             op: Mutex::new(Some(Box::new(ViewBackward))),
         });
-        Tensor::make(shape, input.storage().clone(), true, Some(GradFn { node, index: 0 }))
+        Tensor::make(
+            shape,
+            input.storage().clone(),
+            true,
+            Some(GradFn { node, index: 0 }),
+        )
     } else {
         Tensor::make(shape, input.storage().clone(), false, None)
     }

@@ -24,7 +24,9 @@ pub fn dropout_mask(n: usize, p: f32, rng: &mut Generator) -> Vec<f32> {
         return vec![0.0; n];
     }
     let scale = 1.0 / (1.0 - p);
-    (0..n).map(|_| if rng.uniform_f32() < p { 0.0 } else { scale }).collect()
+    (0..n)
+        .map(|_| if rng.uniform_f32() < p { 0.0 } else { scale })
+        .collect()
 }
 
 impl Tensor {
@@ -49,9 +51,17 @@ impl Tensor {
             let mask = mask.to_vec();
             backward_fn(move |g, _| {
                 let g = take_grad(g, mask.len());
-                Ok(vec![Some(g.iter().zip(&mask).map(|(&g, &m)| g * m).collect())])
+                Ok(vec![Some(
+                    g.iter().zip(&mask).map(|(&g, &m)| g * m).collect(),
+                )])
             })
         });
-        Ok(record1("DropoutBackward", &[self], out, self.shape().to_vec(), backward))
+        Ok(record1(
+            "DropoutBackward",
+            &[self],
+            out,
+            self.shape().to_vec(),
+            backward,
+        ))
     }
 }

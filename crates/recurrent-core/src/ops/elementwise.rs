@@ -20,7 +20,11 @@ fn strides_for(shape: &[usize], nd: usize, out: &[usize]) -> Vec<usize> {
     let mut strides = vec![0usize; nd];
     let mut s = 1;
     for d in (0..shape.len()).rev() {
-        strides[pad + d] = if shape[d] == 1 && out[pad + d] != 1 { 0 } else { s };
+        strides[pad + d] = if shape[d] == 1 && out[pad + d] != 1 {
+            0
+        } else {
+            s
+        };
         s *= shape[d];
     }
     strides
@@ -31,8 +35,16 @@ impl Broadcast {
         let nd = a.len().max(b.len());
         let mut shape = vec![0; nd];
         for d in 0..nd {
-            let da = if d + a.len() >= nd { a[d + a.len() - nd] } else { 1 };
-            let db = if d + b.len() >= nd { b[d + b.len() - nd] } else { 1 };
+            let da = if d + a.len() >= nd {
+                a[d + a.len() - nd]
+            } else {
+                1
+            };
+            let db = if d + b.len() >= nd {
+                b[d + b.len() - nd]
+            } else {
+                1
+            };
             shape[d] = match (da, db) {
                 (x, y) if x == y => x,
                 (1, y) => y,
@@ -101,7 +113,11 @@ fn binary(a: &Tensor, b: &Tensor, op: BinOp) -> Result<Tensor> {
         BinOp::Div => x / y,
     };
     let same = a.shape() == b.shape();
-    let bc = if same { None } else { Some(Broadcast::new(a.shape(), b.shape())?) };
+    let bc = if same {
+        None
+    } else {
+        Some(Broadcast::new(a.shape(), b.shape())?)
+    };
     let (ad, bd) = (a.data(), b.data());
     let out: Vec<f32> = match &bc {
         None => ad.iter().zip(bd.iter()).map(|(&x, &y)| f(x, y)).collect(),
@@ -111,7 +127,9 @@ fn binary(a: &Tensor, b: &Tensor, op: BinOp) -> Result<Tensor> {
             out
         }
     };
-    let shape = bc.as_ref().map_or_else(|| a.shape().to_vec(), |b| b.shape.clone());
+    let shape = bc
+        .as_ref()
+        .map_or_else(|| a.shape().to_vec(), |b| b.shape.clone());
     let needs = needs_grad(&[a, b]);
     let backward = needs.then(|| {
         // Mul and Div need the operand values.
@@ -151,7 +169,12 @@ fn binary(a: &Tensor, b: &Tensor, op: BinOp) -> Result<Tensor> {
 }
 
 /// A unary op given `f(x)` and its derivative `df(x, y)` with `y = f(x)`.
-fn unary(x: &Tensor, name: &'static str, f: impl Fn(f32) -> f32, df: fn(f32, f32) -> f32) -> Tensor {
+fn unary(
+    x: &Tensor,
+    name: &'static str,
+    f: impl Fn(f32) -> f32,
+    df: fn(f32, f32) -> f32,
+) -> Tensor {
     let xd = x.data();
     let out: Vec<f32> = xd.iter().map(|&v| f(v)).collect();
     let backward = needs_grad(&[x]).then(|| {
@@ -199,9 +222,17 @@ impl Tensor {
         drop(xd);
         let backward = needs_grad(&[self]).then(|| {
             let n = self.numel();
-            backward_fn(move |g, _| Ok(vec![Some(take_grad(g, n).iter().map(|&v| v * s).collect())]))
+            backward_fn(move |g, _| {
+                Ok(vec![Some(take_grad(g, n).iter().map(|&v| v * s).collect())])
+            })
         });
-        Ok(record1("MulBackward", &[self], out, self.shape().to_vec(), backward))
+        Ok(record1(
+            "MulBackward",
+            &[self],
+            out,
+            self.shape().to_vec(),
+            backward,
+        ))
     }
 
     /// `self + s`.
@@ -213,7 +244,13 @@ impl Tensor {
             let n = self.numel();
             backward_fn(move |g, _| Ok(vec![Some(take_grad(g, n))]))
         });
-        Ok(record1("AddBackward", &[self], out, self.shape().to_vec(), backward))
+        Ok(record1(
+            "AddBackward",
+            &[self],
+            out,
+            self.shape().to_vec(),
+            backward,
+        ))
     }
 
     /// `-self`.
@@ -223,17 +260,32 @@ impl Tensor {
 
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Tensor> {
-        Ok(unary(self, "TanhBackward", |v| v.tanh_(), |_, y| 1.0 - y * y))
+        Ok(unary(
+            self,
+            "TanhBackward",
+            |v| v.tanh_(),
+            |_, y| 1.0 - y * y,
+        ))
     }
 
     /// The logistic sigmoid.
     pub fn sigmoid(&self) -> Result<Tensor> {
-        Ok(unary(self, "SigmoidBackward", |v| v.sigmoid(), |_, y| y * (1.0 - y)))
+        Ok(unary(
+            self,
+            "SigmoidBackward",
+            |v| v.sigmoid(),
+            |_, y| y * (1.0 - y),
+        ))
     }
 
     /// `max(x, 0)`; derivative 0 at 0, as PyTorch.
     pub fn relu(&self) -> Result<Tensor> {
-        Ok(unary(self, "ReluBackward", |v| v.max(0.0), |_, y| if y > 0.0 { 1.0 } else { 0.0 }))
+        Ok(unary(
+            self,
+            "ReluBackward",
+            |v| v.max(0.0),
+            |_, y| if y > 0.0 { 1.0 } else { 0.0 },
+        ))
     }
 
     /// `e^x`.
@@ -259,11 +311,22 @@ impl Tensor {
             let xv = xd.to_vec();
             backward_fn(move |g, _| {
                 let g = take_grad(g, xv.len());
-                Ok(vec![Some(g.iter().zip(&xv).map(|(&g, &x)| g * p * x.powf(p - 1.0)).collect())])
+                Ok(vec![Some(
+                    g.iter()
+                        .zip(&xv)
+                        .map(|(&g, &x)| g * p * x.powf(p - 1.0))
+                        .collect(),
+                )])
             })
         });
         drop(xd);
-        Ok(record1("PowBackward", &[self], out, self.shape().to_vec(), backward))
+        Ok(record1(
+            "PowBackward",
+            &[self],
+            out,
+            self.shape().to_vec(),
+            backward,
+        ))
     }
 }
 

@@ -24,10 +24,18 @@ pub struct EmbeddingOptions {
 impl Tensor {
     /// Look up `ids` (of shape `ids_shape`) in this `[num_embeddings, embedding_dim]` weight:
     /// returns `[*ids_shape, embedding_dim]`.
-    pub fn embedding(&self, ids: &[usize], ids_shape: &[usize], opts: EmbeddingOptions) -> Result<Tensor> {
+    pub fn embedding(
+        &self,
+        ids: &[usize],
+        ids_shape: &[usize],
+        opts: EmbeddingOptions,
+    ) -> Result<Tensor> {
         let w = self;
         if w.ndim() != 2 {
-            return Err(Error::invalid(format!("embedding: weight must be 2-d, got shape {:?}", w.shape())));
+            return Err(Error::invalid(format!(
+                "embedding: weight must be 2-d, got shape {:?}",
+                w.shape()
+            )));
         }
         let (v, d) = (w.shape()[0], w.shape()[1]);
         if ids_shape.iter().product::<usize>() != ids.len() {
@@ -52,11 +60,19 @@ impl Tensor {
             let mut uniq: Vec<usize> = ids.to_vec();
             uniq.sort_unstable();
             uniq.dedup();
-            let p = if opts.norm_type == 0.0 { 2.0 } else { opts.norm_type };
+            let p = if opts.norm_type == 0.0 {
+                2.0
+            } else {
+                opts.norm_type
+            };
             w.update_data(|wd| {
                 for &i in &uniq {
                     let row = &mut wd[i * d..(i + 1) * d];
-                    let norm = row.iter().map(|x| x.abs().powf(p)).sum::<f32>().powf(1.0 / p);
+                    let norm = row
+                        .iter()
+                        .map(|x| x.abs().powf(p))
+                        .sum::<f32>()
+                        .powf(1.0 / p);
                     if norm > max_norm {
                         let scale = max_norm / (norm + 1e-7);
                         row.iter_mut().for_each(|x| *x *= scale);
@@ -90,7 +106,11 @@ impl Tensor {
                     if Some(i) == opts.padding_idx {
                         continue;
                     }
-                    let scale = if opts.scale_grad_by_freq { 1.0 / freq[&i] as f32 } else { 1.0 };
+                    let scale = if opts.scale_grad_by_freq {
+                        1.0 / freq[&i] as f32
+                    } else {
+                        1.0
+                    };
                     let src = &g[k * d..(k + 1) * d];
                     for (a, b) in dw[i * d..(i + 1) * d].iter_mut().zip(src) {
                         *a += scale * b;
@@ -109,7 +129,9 @@ mod tests {
 
     #[test]
     fn lookup_padding_and_errors() {
-        let w = Tensor::from_vec((0..8).map(|v| v as f32).collect(), &[4, 2]).unwrap().requires_grad();
+        let w = Tensor::from_vec((0..8).map(|v| v as f32).collect(), &[4, 2])
+            .unwrap()
+            .requires_grad();
         let opts = EmbeddingOptions {
             padding_idx: Some(0),
             ..Default::default()
@@ -118,15 +140,26 @@ mod tests {
         assert_eq!(y.shape(), &[2, 2, 2]);
         assert_eq!(y.to_vec(), vec![2., 3., 0., 1., 2., 3., 6., 7.]);
         y.sum().unwrap().backward().unwrap();
-        assert_eq!(w.grad().unwrap().to_vec(), vec![0., 0., 2., 2., 0., 0., 1., 1.]);
+        assert_eq!(
+            w.grad().unwrap().to_vec(),
+            vec![0., 0., 2., 2., 0., 0., 1., 1.]
+        );
         assert!(w.embedding(&[4], &[1], opts).is_err());
         let freq = EmbeddingOptions {
             scale_grad_by_freq: true,
             ..Default::default()
         };
         w.zero_grad();
-        w.embedding(&[1, 1, 2], &[3], freq).unwrap().sum().unwrap().backward().unwrap();
-        assert_eq!(w.grad().unwrap().to_vec(), vec![0., 0., 1., 1., 1., 1., 0., 0.]);
+        w.embedding(&[1, 1, 2], &[3], freq)
+            .unwrap()
+            .sum()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_eq!(
+            w.grad().unwrap().to_vec(),
+            vec![0., 0., 1., 1., 1., 1., 0., 0.]
+        );
     }
 
     #[test]

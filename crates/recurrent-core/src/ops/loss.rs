@@ -27,7 +27,9 @@ impl Reduction {
             "none" => Ok(Reduction::None),
             "mean" => Ok(Reduction::Mean),
             "sum" => Ok(Reduction::Sum),
-            other => Err(Error::invalid(format!("{other} is not a valid value for reduction"))),
+            other => Err(Error::invalid(format!(
+                "{other} is not a valid value for reduction"
+            ))),
         }
     }
 }
@@ -37,7 +39,10 @@ fn expand_to(t: &Tensor, shape: &[usize], what: &str) -> Result<Vec<f32>> {
     let zeros = Tensor::zeros(shape)?;
     let e = crate::autograd::no_grad();
     let r = zeros.add(t).map_err(|_| {
-        Error::invalid(format!("{what} of shape {:?} cannot be broadcast to the input shape {shape:?}", t.shape()))
+        Error::invalid(format!(
+            "{what} of shape {:?} cannot be broadcast to the input shape {shape:?}",
+            t.shape()
+        ))
     })?;
     drop(e);
     if r.shape() != shape {
@@ -56,13 +61,26 @@ fn softplus(x: f32) -> f32 {
 
 /// Reduce per-element losses; returns the output values, shape and the per-element scale of
 /// the upstream gradient.
-fn reduce(losses: Vec<f32>, shape: &[usize], reduction: Reduction, mean_denominator: f64) -> (Vec<f32>, Vec<usize>, f32) {
+fn reduce(
+    losses: Vec<f32>,
+    shape: &[usize],
+    reduction: Reduction,
+    mean_denominator: f64,
+) -> (Vec<f32>, Vec<usize>, f32) {
     match reduction {
         Reduction::None => (losses, shape.to_vec(), 1.0),
-        Reduction::Sum => (vec![losses.iter().map(|&v| v as f64).sum::<f64>() as f32], vec![], 1.0),
+        Reduction::Sum => (
+            vec![losses.iter().map(|&v| v as f64).sum::<f64>() as f32],
+            vec![],
+            1.0,
+        ),
         Reduction::Mean => {
             let s: f64 = losses.iter().map(|&v| v as f64).sum();
-            (vec![(s / mean_denominator) as f32], vec![], (1.0 / mean_denominator) as f32)
+            (
+                vec![(s / mean_denominator) as f32],
+                vec![],
+                (1.0 / mean_denominator) as f32,
+            )
         }
     }
 }
@@ -131,8 +149,12 @@ impl Tensor {
             )));
         }
         let n = self.numel();
-        let w = weight.map(|w| expand_to(w, self.shape(), "weight")).transpose()?;
-        let pw = pos_weight.map(|p| expand_to(p, self.shape(), "pos_weight")).transpose()?;
+        let w = weight
+            .map(|w| expand_to(w, self.shape(), "weight"))
+            .transpose()?;
+        let pw = pos_weight
+            .map(|p| expand_to(p, self.shape(), "pos_weight"))
+            .transpose()?;
         let (x, y) = (self.to_vec(), target.to_vec());
         let losses: Vec<f32> = (0..n)
             .map(|i| {
@@ -164,16 +186,28 @@ impl Tensor {
                 Ok(vec![dx, dy])
             })
         });
-        Ok(record1("BinaryCrossEntropyWithLogitsBackward", &[self, target], out, shape, backward))
+        Ok(record1(
+            "BinaryCrossEntropyWithLogitsBackward",
+            &[self, target],
+            out,
+            shape,
+            backward,
+        ))
     }
 
     /// `cross_entropy(self, target, ...)`: log-softmax over the class dim (dim 1, or dim 0 for
     /// an unbatched `[C]` input) followed by the negative log-likelihood, with PyTorch's
     /// `weight`, `ignore_index`, `label_smoothing` and reductions.
-    pub fn cross_entropy(&self, target: ClassTarget<'_>, opts: CrossEntropyOptions<'_>) -> Result<Tensor> {
+    pub fn cross_entropy(
+        &self,
+        target: ClassTarget<'_>,
+        opts: CrossEntropyOptions<'_>,
+    ) -> Result<Tensor> {
         let class_dim = if self.ndim() == 1 { 0 } else { 1 };
         if self.ndim() == 0 {
-            return Err(Error::invalid("cross_entropy: input must have at least one dimension"));
+            return Err(Error::invalid(
+                "cross_entropy: input must have at least one dimension",
+            ));
         }
         let log_probs = self.log_softmax(class_dim)?;
         class_loss(&log_probs, target, opts, "CrossEntropyLossBackward")
@@ -182,7 +216,9 @@ impl Tensor {
     /// `nll_loss(self, target, ...)` on log-probabilities (class dim 1, or 0 when 1-d).
     pub fn nll_loss(&self, target: &[i64], opts: CrossEntropyOptions<'_>) -> Result<Tensor> {
         if opts.label_smoothing != 0.0 {
-            return Err(Error::invalid("nll_loss has no label_smoothing; use cross_entropy"));
+            return Err(Error::invalid(
+                "nll_loss has no label_smoothing; use cross_entropy",
+            ));
         }
         class_loss(self, ClassTarget::Indices(target), opts, "NllLossBackward")
     }
@@ -202,7 +238,12 @@ impl Tensor {
 /// Class losses written as `ℓ_i = −Σ_c A_ic · logp_ic`: the coefficient matrix `A` holds the
 /// target (one-hot times weight, smoothed, or probabilities); the gradient with respect to
 /// the log-probabilities is `−A` (scaled by the reduction).
-fn class_loss(log_probs: &Tensor, target: ClassTarget<'_>, opts: CrossEntropyOptions<'_>, name: &'static str) -> Result<Tensor> {
+fn class_loss(
+    log_probs: &Tensor,
+    target: ClassTarget<'_>,
+    opts: CrossEntropyOptions<'_>,
+    name: &'static str,
+) -> Result<Tensor> {
     let shape = log_probs.shape().to_vec();
     let class_dim = if shape.len() == 1 { 0 } else { 1 };
     let c = shape[class_dim];
@@ -211,7 +252,9 @@ fn class_loss(log_probs: &Tensor, target: ClassTarget<'_>, opts: CrossEntropyOpt
     let rows = batch * inner;
     let eps = opts.label_smoothing;
     if !(0.0..=1.0).contains(&eps) {
-        return Err(Error::invalid(format!("label_smoothing must be between 0.0 and 1.0. Got: {eps}")));
+        return Err(Error::invalid(format!(
+            "label_smoothing must be between 0.0 and 1.0. Got: {eps}"
+        )));
     }
     let weight = match opts.weight {
         Some(w) if w.shape() != [c] => {
@@ -247,7 +290,9 @@ fn class_loss(log_probs: &Tensor, target: ClassTarget<'_>, opts: CrossEntropyOpt
                     continue;
                 }
                 if ti < 0 || ti as usize >= c {
-                    return Err(Error::invalid(format!("Target {ti} is out of bounds (number of classes {c}).")));
+                    return Err(Error::invalid(format!(
+                        "Target {ti} is out of bounds (number of classes {c})."
+                    )));
                 }
                 let ti = ti as usize;
                 denominator += wc(ti) as f64;
@@ -286,7 +331,14 @@ fn class_loss(log_probs: &Tensor, target: ClassTarget<'_>, opts: CrossEntropyOpt
     let n = log_probs.numel();
     let backward = needs_grad(&[log_probs]).then(|| {
         backward_fn(move |g, _| {
-            let g = take_grad(g, if reduction == Reduction::None { rows } else { 1 });
+            let g = take_grad(
+                g,
+                if reduction == Reduction::None {
+                    rows
+                } else {
+                    1
+                },
+            );
             let mut d = vec![0.0; n];
             for row in 0..rows {
                 let u = upstream(&g, row, reduction, scale);
@@ -306,30 +358,50 @@ mod tests {
 
     #[test]
     fn bce_with_logits_matches_the_formula_and_is_stable() {
-        let x = Tensor::from_vec(vec![0.5, -100.0, 100.0], &[3]).unwrap().requires_grad();
+        let x = Tensor::from_vec(vec![0.5, -100.0, 100.0], &[3])
+            .unwrap()
+            .requires_grad();
         let y = Tensor::from_vec(vec![1.0, 0.0, 1.0], &[3]).unwrap();
-        let l = x.binary_cross_entropy_with_logits(&y, None, None, Reduction::None).unwrap().to_vec();
+        let l = x
+            .binary_cross_entropy_with_logits(&y, None, None, Reduction::None)
+            .unwrap()
+            .to_vec();
         assert!((l[0] - (1.0 + (-0.5f32).exp()).ln()).abs() < 1e-6);
         assert!(l[1].abs() < 1e-6 && l[2].abs() < 1e-6);
-        let m = x.binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean).unwrap();
+        let m = x
+            .binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean)
+            .unwrap();
         m.backward().unwrap();
         let g = x.grad().unwrap().to_vec();
         let s = 1.0 / (1.0 + (-0.5f32).exp());
         assert!((g[0] - (s - 1.0) / 3.0).abs() < 1e-6);
         let pw = Tensor::from_vec(vec![3.0], &[1]).unwrap();
-        let l2 = x.binary_cross_entropy_with_logits(&y, None, Some(&pw), Reduction::None).unwrap().to_vec();
+        let l2 = x
+            .binary_cross_entropy_with_logits(&y, None, Some(&pw), Reduction::None)
+            .unwrap()
+            .to_vec();
         assert!((l2[0] - 3.0 * l[0]).abs() < 1e-5);
-        assert!(x.binary_cross_entropy_with_logits(&pw, None, None, Reduction::Mean).is_err());
+        assert!(x
+            .binary_cross_entropy_with_logits(&pw, None, None, Reduction::Mean)
+            .is_err());
     }
 
     #[test]
     fn cross_entropy_ignore_index_and_errors() {
-        let x = Tensor::from_vec(vec![1., 2., 3., 1., 1., 1.], &[2, 3]).unwrap().requires_grad();
+        let x = Tensor::from_vec(vec![1., 2., 3., 1., 1., 1.], &[2, 3])
+            .unwrap()
+            .requires_grad();
         let opts = CrossEntropyOptions::default();
-        let l = x.cross_entropy(ClassTarget::Indices(&[2, -100]), opts).unwrap().item().unwrap();
+        let l = x
+            .cross_entropy(ClassTarget::Indices(&[2, -100]), opts)
+            .unwrap()
+            .item()
+            .unwrap();
         let lse = (1f32.exp() + 2f32.exp() + 3f32.exp()).ln();
         assert!((l - (lse - 3.0)).abs() < 1e-6);
-        assert!(x.cross_entropy(ClassTarget::Indices(&[3, 0]), opts).is_err());
+        assert!(x
+            .cross_entropy(ClassTarget::Indices(&[3, 0]), opts)
+            .is_err());
         assert!(x.cross_entropy(ClassTarget::Indices(&[0]), opts).is_err());
     }
 }

@@ -17,7 +17,9 @@ impl Tensor {
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = (self, other);
         if a.ndim() == 0 || b.ndim() == 0 {
-            return Err(Error::invalid("both arguments to matmul need to be at least 1D"));
+            return Err(Error::invalid(
+                "both arguments to matmul need to be at least 1D",
+            ));
         }
         if a.ndim() == 1 {
             let r = a.unsqueeze(0)?.matmul(b)?;
@@ -46,7 +48,11 @@ impl Tensor {
         if b.ndim() == 2 {
             // Flatten the leading dims of `a` into rows.
             let rows = a.numel() / k.max(1);
-            let rows = if k == 0 { a.shape()[..a.ndim() - 1].iter().product() } else { rows };
+            let rows = if k == 0 {
+                a.shape()[..a.ndim() - 1].iter().product()
+            } else {
+                rows
+            };
             let mut shape = a.shape()[..a.ndim() - 1].to_vec();
             shape.push(n);
             return batched(a, b, 1, rows, k, n, false, shape);
@@ -67,13 +73,20 @@ impl Tensor {
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let x = self;
         if weight.ndim() != 2 {
-            return Err(Error::invalid(format!("linear: weight must be 2-d, got shape {:?}", weight.shape())));
+            return Err(Error::invalid(format!(
+                "linear: weight must be 2-d, got shape {:?}",
+                weight.shape()
+            )));
         }
         let (out_f, in_f) = (weight.shape()[0], weight.shape()[1]);
         if x.ndim() == 0 || x.shape()[x.ndim() - 1] != in_f {
             return Err(Error::invalid(format!(
                 "mat1 and mat2 shapes cannot be multiplied ({}x{} and {}x{})",
-                if x.ndim() == 0 { 1 } else { x.numel() / x.shape()[x.ndim() - 1].max(1) },
+                if x.ndim() == 0 {
+                    1
+                } else {
+                    x.numel() / x.shape()[x.ndim() - 1].max(1)
+                },
                 x.shape().last().copied().unwrap_or(1),
                 in_f,
                 out_f
@@ -117,12 +130,24 @@ impl Tensor {
                 let gm = MatRef::new(&g, rows, out_f);
                 let dx = needs[0].then(|| {
                     let mut dx = vec![0.0; rows * in_f];
-                    gemm(MatMut::new(&mut dx, rows, in_f), gm, MatRef::new(&ws.data(), out_f, in_f), false, Parallelism::Auto);
+                    gemm(
+                        MatMut::new(&mut dx, rows, in_f),
+                        gm,
+                        MatRef::new(&ws.data(), out_f, in_f),
+                        false,
+                        Parallelism::Auto,
+                    );
                     dx
                 });
                 let dw = needs[1].then(|| {
                     let mut dw = vec![0.0; out_f * in_f];
-                    gemm(MatMut::new(&mut dw, out_f, in_f), gm.t(), MatRef::new(&xs.data(), rows, in_f), false, Parallelism::Auto);
+                    gemm(
+                        MatMut::new(&mut dw, out_f, in_f),
+                        gm.t(),
+                        MatRef::new(&xs.data(), rows, in_f),
+                        false,
+                        Parallelism::Auto,
+                    );
                     dw
                 });
                 let mut res = vec![dx, dw];
@@ -142,7 +167,16 @@ impl Tensor {
 
 /// `bsz` independent products `[m, k] · [k, n]`; when `!per_batch_b`, one `b` for all rows.
 #[allow(clippy::too_many_arguments)]
-fn batched(a: &Tensor, b: &Tensor, bsz: usize, m: usize, k: usize, n: usize, per_batch_b: bool, shape: Vec<usize>) -> Result<Tensor> {
+fn batched(
+    a: &Tensor,
+    b: &Tensor,
+    bsz: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    per_batch_b: bool,
+    shape: Vec<usize>,
+) -> Result<Tensor> {
     denormal::ensure();
     let mut out = vec![0.0f32; bsz * m * n];
     {
@@ -197,7 +231,17 @@ fn batched(a: &Tensor, b: &Tensor, bsz: usize, m: usize, k: usize, n: usize, per
             Ok(vec![da, db])
         })
     });
-    Ok(record1(if per_batch_b { "BmmBackward" } else { "MmBackward" }, &[a, b], out, shape, backward))
+    Ok(record1(
+        if per_batch_b {
+            "BmmBackward"
+        } else {
+            "MmBackward"
+        },
+        &[a, b],
+        out,
+        shape,
+        backward,
+    ))
 }
 
 #[cfg(test)]
@@ -206,12 +250,22 @@ mod tests {
 
     #[test]
     fn linear_and_matmul_agree_and_differentiate() {
-        let x = Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]).unwrap().requires_grad();
-        let w = Tensor::from_vec(vec![1., 0., -1., 2., 1., 0.], &[2, 3]).unwrap().requires_grad();
-        let b = Tensor::from_vec(vec![0.5, -0.5], &[2]).unwrap().requires_grad();
+        let x = Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3])
+            .unwrap()
+            .requires_grad();
+        let w = Tensor::from_vec(vec![1., 0., -1., 2., 1., 0.], &[2, 3])
+            .unwrap()
+            .requires_grad();
+        let b = Tensor::from_vec(vec![0.5, -0.5], &[2])
+            .unwrap()
+            .requires_grad();
         let y = x.linear(&w, Some(&b)).unwrap();
         assert_eq!(y.to_vec(), vec![-1.5, 3.5, -1.5, 12.5]);
-        let y2 = x.matmul(&w.transpose(0, 1).unwrap()).unwrap().add(&b).unwrap();
+        let y2 = x
+            .matmul(&w.transpose(0, 1).unwrap())
+            .unwrap()
+            .add(&b)
+            .unwrap();
         assert_eq!(y.to_vec(), y2.to_vec());
         y.sum().unwrap().backward().unwrap();
         assert_eq!(x.grad().unwrap().to_vec(), vec![3., 1., -1., 3., 1., -1.]);

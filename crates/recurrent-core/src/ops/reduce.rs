@@ -27,7 +27,13 @@ impl Tensor {
                 Ok(vec![Some(vec![g; n])])
             })
         });
-        Ok(record1("SumBackward", &[self], vec![s as f32], vec![], backward))
+        Ok(record1(
+            "SumBackward",
+            &[self],
+            vec![s as f32],
+            vec![],
+            backward,
+        ))
     }
 
     /// Mean of all elements (a 0-d tensor; NaN for an empty tensor, as PyTorch).
@@ -63,7 +69,13 @@ impl Tensor {
                 Ok(vec![Some(dx)])
             })
         });
-        Ok(record1("SumBackward", &[self], out, reduced_shape(self.shape(), dim, keepdim), backward))
+        Ok(record1(
+            "SumBackward",
+            &[self],
+            out,
+            reduced_shape(self.shape(), dim, keepdim),
+            backward,
+        ))
     }
 
     /// Mean along `dim`.
@@ -117,7 +129,13 @@ impl Tensor {
                 Ok(vec![Some(dx)])
             })
         });
-        let t = record1("MaxBackward", &[self], out, reduced_shape(self.shape(), dim, keepdim), backward);
+        let t = record1(
+            "MaxBackward",
+            &[self],
+            out,
+            reduced_shape(self.shape(), dim, keepdim),
+            backward,
+        );
         Ok((t, arg))
     }
 
@@ -139,12 +157,18 @@ impl Tensor {
         for o in 0..outer {
             for i in 0..inner {
                 let at = |k: usize| (o * size + k) * inner + i;
-                let m = (0..size).map(|k| x[at(k)]).fold(f32::NEG_INFINITY, f32::max);
+                let m = (0..size)
+                    .map(|k| x[at(k)])
+                    .fold(f32::NEG_INFINITY, f32::max);
                 let m = if m.is_finite() { m } else { 0.0 };
                 let z: f64 = (0..size).map(|k| ((x[at(k)] - m) as f64).exp()).sum();
                 let lz = z.ln() as f32;
                 for k in 0..size {
-                    out[at(k)] = if log { x[at(k)] - m - lz } else { ((x[at(k)] - m) as f64).exp() as f32 / z as f32 };
+                    out[at(k)] = if log {
+                        x[at(k)] - m - lz
+                    } else {
+                        ((x[at(k)] - m) as f64).exp() as f32 / z as f32
+                    };
                 }
             }
         }
@@ -175,7 +199,11 @@ impl Tensor {
                 Ok(vec![Some(dx)])
             })
         });
-        let name = if log { "LogSoftmaxBackward" } else { "SoftmaxBackward" };
+        let name = if log {
+            "LogSoftmaxBackward"
+        } else {
+            "SoftmaxBackward"
+        };
         Ok(record1(name, &[self], out, self.shape().to_vec(), backward))
     }
 }
@@ -186,7 +214,9 @@ mod tests {
 
     #[test]
     fn reductions_and_softmax() {
-        let x = Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]).unwrap().requires_grad();
+        let x = Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3])
+            .unwrap()
+            .requires_grad();
         assert_eq!(x.sum_dim(0, false).unwrap().to_vec(), vec![5., 7., 9.]);
         assert_eq!(x.sum_dim(1, true).unwrap().shape(), &[2, 1]);
         assert_eq!(x.mean().unwrap().item().unwrap(), 3.5);

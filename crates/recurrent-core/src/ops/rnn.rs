@@ -79,7 +79,13 @@ pub struct DirectionParams<'a> {
 
 impl<'a> DirectionParams<'a> {
     fn tensors(&self) -> [Option<&'a Tensor>; 5] {
-        [Some(self.w_ih), Some(self.w_hh), self.b_ih, self.b_hh, self.w_hr]
+        [
+            Some(self.w_ih),
+            Some(self.w_hh),
+            self.b_ih,
+            self.b_hh,
+            self.w_hr,
+        ]
     }
 }
 
@@ -133,13 +139,17 @@ pub fn rnn_layer(
 ) -> Result<RnnLayerOutput> {
     let d = dirs.len();
     if !(1..=2).contains(&d) {
-        return Err(Error::invalid(format!("an RNN layer has 1 or 2 directions, got {d}")));
+        return Err(Error::invalid(format!(
+            "an RNN layer has 1 or 2 directions, got {d}"
+        )));
     }
     let (i_size, h, p) = (dims.input_size, dims.hidden_size, dims.out_size());
     let (n, b) = (steps.total(), steps.batch());
     let g = mode.gate_multiplier() * h;
     if dims.proj_size > 0 && mode != RnnMode::Lstm {
-        return Err(Error::invalid("proj_size argument is only supported for LSTM, not RNN or GRU"));
+        return Err(Error::invalid(
+            "proj_size argument is only supported for LSTM, not RNN or GRU",
+        ));
     }
     check_shape("input", x, &[n, i_size])?;
     check_shape("h_0", h0, &[d, b, p])?;
@@ -154,7 +164,9 @@ pub fn rnn_layer(
         check_shape(&format!("weight_ih{sfx}"), dp.w_ih, &[g, i_size])?;
         check_shape(&format!("weight_hh{sfx}"), dp.w_hh, &[g, p])?;
         if dp.b_ih.is_some() != dp.b_hh.is_some() {
-            return Err(Error::invalid("bias_ih and bias_hh must both be given or both absent"));
+            return Err(Error::invalid(
+                "bias_ih and bias_hh must both be given or both absent",
+            ));
         }
         if let Some(t) = dp.b_ih {
             check_shape(&format!("bias_ih{sfx}"), t, &[g])?;
@@ -165,7 +177,11 @@ pub fn rnn_layer(
         match (dp.w_hr, dims.proj_size) {
             (Some(t), ps) if ps > 0 => check_shape(&format!("weight_hr{sfx}"), t, &[p, h])?,
             (None, 0) => {}
-            _ => return Err(Error::invalid("weight_hr must be given exactly when proj_size > 0")),
+            _ => {
+                return Err(Error::invalid(
+                    "weight_hr must be given exactly when proj_size > 0",
+                ))
+            }
         }
     }
 
@@ -188,7 +204,10 @@ pub fn rnn_layer(
         let xd = x.data();
         let h0d = h0.data();
         let c0d = c0.map(|c| c.data());
-        let guards: Vec<[Option<DataRef<'_>>; 5]> = dirs.iter().map(|dp| dp.tensors().map(|t| t.map(Tensor::data))).collect();
+        let guards: Vec<[Option<DataRef<'_>>; 5]> = dirs
+            .iter()
+            .map(|dp| dp.tensors().map(|t| t.map(Tensor::data)))
+            .collect();
         let weights: Vec<RnnWeights<'_, f32>> = guards.iter().map(weights_of).collect();
         let blocks = RowBlock::split_columns(&mut out, d * p, &vec![p; d]);
         let xm = MatRef::new(&xd, n, i_size);
@@ -200,12 +219,36 @@ pub fn rnn_layer(
                 RnnMode::Lstm => {
                     let c0k = &c0d.as_ref().expect("validated")[k * b * h..(k + 1) * b * h];
                     let mut s = LstmSaved::default();
-                    lstm::lstm_forward(&blocks[k], h_n, c_n, training.then_some(&mut s), xm, h0k, c0k, w, dims, steps, reverse, max_slices);
+                    lstm::lstm_forward(
+                        &blocks[k],
+                        h_n,
+                        c_n,
+                        training.then_some(&mut s),
+                        xm,
+                        h0k,
+                        c0k,
+                        w,
+                        dims,
+                        steps,
+                        reverse,
+                        max_slices,
+                    );
                     *slot = training.then_some(Saved::Lstm(s));
                 }
                 RnnMode::Gru => {
                     let mut s = GruSaved::default();
-                    gru::gru_forward(&blocks[k], h_n, training.then_some(&mut s), xm, h0k, w, dims, steps, reverse, max_slices);
+                    gru::gru_forward(
+                        &blocks[k],
+                        h_n,
+                        training.then_some(&mut s),
+                        xm,
+                        h0k,
+                        w,
+                        dims,
+                        steps,
+                        reverse,
+                        max_slices,
+                    );
                     *slot = training.then_some(Saved::Gru(s));
                 }
                 RnnMode::RnnTanh | RnnMode::RnnRelu => {
@@ -232,7 +275,10 @@ pub fn rnn_layer(
             let (h_f, h_r) = h_n.split_at_mut(b * p);
             let (c_f, c_r) = c_n.split_at_mut(c_chunk);
             let (s_f, s_r) = saved.split_at_mut(1);
-            rayon::join(|| run(0, h_f, c_f, &mut s_f[0]), || run(1, h_r, c_r, &mut s_r[0]));
+            rayon::join(
+                || run(0, h_f, c_f, &mut s_f[0]),
+                || run(1, h_r, c_r, &mut s_r[0]),
+            );
         } else {
             run(0, &mut h_n, &mut c_n, &mut saved[0]);
         }
@@ -247,9 +293,15 @@ pub fn rnn_layer(
             x: x.clone(),
             h0: h0.clone(),
             c0: c0.cloned(),
-            params: dirs.iter().map(|dp| dp.tensors().map(|t| t.cloned())).collect(),
+            params: dirs
+                .iter()
+                .map(|dp| dp.tensors().map(|t| t.cloned()))
+                .collect(),
             out: out_storage.clone(),
-            saved: saved.into_iter().map(|s| s.expect("saved in training")).collect(),
+            saved: saved
+                .into_iter()
+                .map(|s| s.expect("saved in training"))
+                .collect(),
         }) as Box<dyn BackwardOp>
     });
     let mut outputs = vec![(out_storage, vec![n, d * p]), (shared(h_n), vec![d, b, p])];
@@ -264,7 +316,11 @@ pub fn rnn_layer(
     let mut res = record_shared(name, &inputs, outputs, backward).into_iter();
     let output = res.next().expect("output");
     let h_n = res.next().expect("h_n");
-    Ok(RnnLayerOutput { output, h_n, c_n: res.next() })
+    Ok(RnnLayerOutput {
+        output,
+        h_n,
+        c_n: res.next(),
+    })
 }
 
 fn weights_of<'a>(g: &'a [Option<DataRef<'_>>; 5]) -> RnnWeights<'a, f32> {
@@ -323,10 +379,15 @@ impl BackwardOp for RnnBackward {
         let out_guard = out.read();
         let out_data = out_guard.as_slice();
         let out_blocks = RowsRef::split_columns(out_data, d * p, &vec![p; d]);
-        let dout_blocks = dout.as_deref().map(|g| RowsRef::split_columns(g, d * p, &vec![p; d]));
+        let dout_blocks = dout
+            .as_deref()
+            .map(|g| RowsRef::split_columns(g, d * p, &vec![p; d]));
         let h0d = h0.data();
         let c0d = c0.as_ref().map(|c| c.data());
-        let guards: Vec<[Option<DataRef<'_>>; 5]> = params.iter().map(|ps| ps.each_ref().map(|t| t.as_ref().map(Tensor::data))).collect();
+        let guards: Vec<[Option<DataRef<'_>>; 5]> = params
+            .iter()
+            .map(|ps| ps.each_ref().map(|t| t.as_ref().map(Tensor::data)))
+            .collect();
         let weights: Vec<RnnWeights<'_, f32>> = guards.iter().map(weights_of).collect();
 
         // Phase 1: the reverse loops, both directions in parallel.
@@ -341,7 +402,8 @@ impl BackwardOp for RnnBackward {
                     let dc_n_k = dc_n.as_deref().map(|g| &g[k * b * h..(k + 1) * b * h]);
                     let c0k = &c0d.as_ref().expect("lstm c0")[k * b * h..(k + 1) * b * h];
                     TimeGrads::Lstm(lstm::lstm_backward_time(
-                        dh0, dc0, dout_k, dh_n_k, dc_n_k, s, c0k, w, dims, &steps, reverse, max_slices,
+                        dh0, dc0, dout_k, dh_n_k, dc_n_k, s, c0k, w, dims, &steps, reverse,
+                        max_slices,
                     ))
                 }
                 Saved::Gru(s) => TimeGrads::Gru(gru::gru_backward_time(
@@ -397,7 +459,8 @@ impl BackwardOp for RnnBackward {
             // Gradient buffers for the parameters that exist and want one.
             let mut bufs: [Option<Vec<f32>>; 5] = std::array::from_fn(|j| {
                 params[k][j].as_ref().and_then(|t| {
-                    let want = needs[need_idx + params[k][..j].iter().filter(|q| q.is_some()).count()];
+                    let want =
+                        needs[need_idx + params[k][..j].iter().filter(|q| q.is_some()).count()];
                     want.then(|| vec![0.0f32; t.numel()])
                 })
             });
@@ -412,13 +475,42 @@ impl BackwardOp for RnnBackward {
                 };
                 let dxs = dx.as_deref_mut();
                 match tg {
-                    TimeGrads::Lstm(t) => {
-                        lstm::lstm_backward_weights(dxs, &mut rg, t, xm, &out_blocks[k], h0k, w, dims, &steps, reverse)
-                    }
-                    TimeGrads::Gru(t) => gru::gru_backward_weights(dxs, &mut rg, t, xm, &out_blocks[k], h0k, w, dims, &steps, reverse),
-                    TimeGrads::Elman(t) => {
-                        elman::elman_backward_weights(dxs, &mut rg, t, xm, &out_blocks[k], h0k, w, dims, &steps, reverse)
-                    }
+                    TimeGrads::Lstm(t) => lstm::lstm_backward_weights(
+                        dxs,
+                        &mut rg,
+                        t,
+                        xm,
+                        &out_blocks[k],
+                        h0k,
+                        w,
+                        dims,
+                        &steps,
+                        reverse,
+                    ),
+                    TimeGrads::Gru(t) => gru::gru_backward_weights(
+                        dxs,
+                        &mut rg,
+                        t,
+                        xm,
+                        &out_blocks[k],
+                        h0k,
+                        w,
+                        dims,
+                        &steps,
+                        reverse,
+                    ),
+                    TimeGrads::Elman(t) => elman::elman_backward_weights(
+                        dxs,
+                        &mut rg,
+                        t,
+                        xm,
+                        &out_blocks[k],
+                        h0k,
+                        w,
+                        dims,
+                        &steps,
+                        reverse,
+                    ),
                 }
             }
             for (j, buf) in bufs.into_iter().enumerate() {

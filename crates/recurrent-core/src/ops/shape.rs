@@ -106,7 +106,11 @@ impl Tensor {
     pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
         let nd = self.ndim();
         let mut seen = vec![false; nd];
-        if perm.len() != nd || perm.iter().any(|&p| p >= nd || std::mem::replace(&mut seen[p], true)) {
+        if perm.len() != nd
+            || perm
+                .iter()
+                .any(|&p| p >= nd || std::mem::replace(&mut seen[p], true))
+        {
             return Err(Error::invalid(format!(
                 "permute: {perm:?} is not a permutation of the {nd} dims of a tensor of shape {:?}",
                 self.shape()
@@ -127,7 +131,13 @@ impl Tensor {
                 Ok(vec![Some(permute_data(&g, &out_shape, &inverse).0)])
             })
         });
-        Ok(record1("PermuteBackward", &[self], out, out_shape, backward))
+        Ok(record1(
+            "PermuteBackward",
+            &[self],
+            out,
+            out_shape,
+            backward,
+        ))
     }
 
     /// Swap two dimensions (a copy).
@@ -164,7 +174,8 @@ impl Tensor {
                 let mut dx = vec![0.0; outer * size * inner];
                 for o in 0..outer {
                     let base = (o * size + start) * inner;
-                    dx[base..base + len * inner].copy_from_slice(&g[o * len * inner..(o + 1) * len * inner]);
+                    dx[base..base + len * inner]
+                        .copy_from_slice(&g[o * len * inner..(o + 1) * len * inner]);
                 }
                 Ok(vec![Some(dx)])
             })
@@ -185,7 +196,11 @@ impl Tensor {
         check_dim(first, dim, "cat")?;
         for t in tensors {
             let ok = t.ndim() == first.ndim()
-                && t.shape().iter().zip(first.shape()).enumerate().all(|(d, (a, b))| d == dim || a == b);
+                && t.shape()
+                    .iter()
+                    .zip(first.shape())
+                    .enumerate()
+                    .all(|(d, (a, b))| d == dim || a == b);
             if !ok {
                 return Err(Error::invalid(format!(
                     "Sizes of tensors must match except in dimension {dim}. Expected {:?} got {:?}",
@@ -203,7 +218,8 @@ impl Tensor {
             let src = t.data();
             for o in 0..outer {
                 let dst = (o * total + off) * inner;
-                out[dst..dst + sz * inner].copy_from_slice(&src[o * sz * inner..(o + 1) * sz * inner]);
+                out[dst..dst + sz * inner]
+                    .copy_from_slice(&src[o * sz * inner..(o + 1) * sz * inner]);
             }
             off += sz;
         }
@@ -246,7 +262,10 @@ impl Tensor {
                 t.shape()
             )));
         }
-        let un: Vec<Tensor> = tensors.iter().map(|t| t.unsqueeze(dim)).collect::<Result<_>>()?;
+        let un: Vec<Tensor> = tensors
+            .iter()
+            .map(|t| t.unsqueeze(dim))
+            .collect::<Result<_>>()?;
         Tensor::cat(&un, dim)
     }
 
@@ -289,7 +308,13 @@ impl Tensor {
                 Ok(vec![Some(dx)])
             })
         });
-        Ok(record1("IndexSelectBackward", &[self], out, shape, backward))
+        Ok(record1(
+            "IndexSelectBackward",
+            &[self],
+            out,
+            shape,
+            backward,
+        ))
     }
 }
 

@@ -134,7 +134,8 @@ mod tests {
         ensure();
         assert_eq!(std::hint::black_box(tiny) * half, 0.0);
         // the pool threads too
-        let r: Vec<f32> = rayon::broadcast(|_| std::hint::black_box(tiny) * std::hint::black_box(0.5f32));
+        let r: Vec<f32> =
+            rayon::broadcast(|_| std::hint::black_box(tiny) * std::hint::black_box(0.5f32));
         assert!(r.iter().all(|&x| x == 0.0), "{r:?}");
         set_flush_denormals(false);
         assert!(std::hint::black_box(tiny) * half > 0.0);

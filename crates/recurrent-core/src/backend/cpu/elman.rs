@@ -7,8 +7,8 @@ use super::denormal;
 use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
-    combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims, RnnGrads,
-    RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
+    combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims,
+    RnnGrads, RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// The nonlinearity of an Elman RNN.
@@ -102,7 +102,13 @@ pub fn elman_forward<T: Float>(
                 // SAFETY: slices own disjoint rows of every shared buffer.
                 unsafe {
                     // a += h_{t-1} · W_hhᵀ
-                    matmul(a_b.rows_mut(base, n), h_b.rows_ref(lo, n), w_hh_t, true, Parallelism::Sequential);
+                    matmul(
+                        a_b.rows_mut(base, n),
+                        h_b.rows_ref(lo, n),
+                        w_hh_t,
+                        true,
+                        Parallelism::Sequential,
+                    );
                     for i in 0..n {
                         let row = a_b.row_mut(base + i);
                         elman_cell_forward(row, act);
@@ -161,7 +167,13 @@ pub fn elman_backward_time<T: Float>(
                         elman_cell_backward(a_b.row_mut(base + i), dh_b.row(lo + i), dout_row, act);
                     }
                     // ∂L/∂h_{t-1} = ∂L/∂a · W_hh
-                    matmul(dh_b.rows_mut(lo, n), a_b.rows_ref(base, n), w_hh, false, Parallelism::Sequential);
+                    matmul(
+                        dh_b.rows_mut(lo, n),
+                        a_b.rows_ref(base, n),
+                        w_hh,
+                        false,
+                        Parallelism::Sequential,
+                    );
                 }
             }
         });

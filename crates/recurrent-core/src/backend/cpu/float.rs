@@ -29,7 +29,13 @@ pub trait Float:
     fn to_f64(self) -> f64;
 
     /// `dst (+)= a * b` through the GEMM crate; see [`super::gemm::matmul`].
-    fn gemm(dst: MatMut<'_, Self>, a: MatRef<'_, Self>, b: MatRef<'_, Self>, accumulate: bool, par: Parallelism);
+    fn gemm(
+        dst: MatMut<'_, Self>,
+        a: MatRef<'_, Self>,
+        b: MatRef<'_, Self>,
+        accumulate: bool,
+        par: Parallelism,
+    );
 
     /// The logistic function `1 / (1 + e^-x)`.
     #[inline(always)]
@@ -53,7 +59,13 @@ impl Float for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
-    fn gemm(dst: MatMut<'_, Self>, a: MatRef<'_, Self>, b: MatRef<'_, Self>, accumulate: bool, par: Parallelism) {
+    fn gemm(
+        dst: MatMut<'_, Self>,
+        a: MatRef<'_, Self>,
+        b: MatRef<'_, Self>,
+        accumulate: bool,
+        par: Parallelism,
+    ) {
         super::gemm::faer_matmul(dst, a, b, accumulate, par)
     }
 }
@@ -67,7 +79,13 @@ impl Float for f64 {
     fn to_f64(self) -> f64 {
         self
     }
-    fn gemm(dst: MatMut<'_, Self>, a: MatRef<'_, Self>, b: MatRef<'_, Self>, accumulate: bool, par: Parallelism) {
+    fn gemm(
+        dst: MatMut<'_, Self>,
+        a: MatRef<'_, Self>,
+        b: MatRef<'_, Self>,
+        accumulate: bool,
+        par: Parallelism,
+    ) {
         super::gemm::faer_matmul(dst, a, b, accumulate, par)
     }
 }

@@ -58,9 +58,15 @@ impl<'a, T> MatRef<'a, T> {
     /// A row-major `[rows, cols]` matrix whose rows start `ld` elements apart.
     #[inline]
     pub fn with_ld(data: &'a [T], rows: usize, cols: usize, ld: usize) -> Self {
-        assert!(ld >= cols || rows <= 1, "leading dimension {ld} < cols {cols}");
+        assert!(
+            ld >= cols || rows <= 1,
+            "leading dimension {ld} < cols {cols}"
+        );
         if rows > 0 && cols > 0 {
-            assert!((rows - 1) * ld + cols <= data.len(), "matrix view out of bounds");
+            assert!(
+                (rows - 1) * ld + cols <= data.len(),
+                "matrix view out of bounds"
+            );
         }
         MatRef {
             ptr: data.as_ptr(),
@@ -120,9 +126,15 @@ impl<'a, T> MatMut<'a, T> {
     /// A row-major `[rows, cols]` matrix whose rows start `ld` elements apart.
     #[inline]
     pub fn with_ld(data: &'a mut [T], rows: usize, cols: usize, ld: usize) -> Self {
-        assert!(ld >= cols || rows <= 1, "leading dimension {ld} < cols {cols}");
+        assert!(
+            ld >= cols || rows <= 1,
+            "leading dimension {ld} < cols {cols}"
+        );
         if rows > 0 && cols > 0 {
-            assert!((rows - 1) * ld + cols <= data.len(), "matrix view out of bounds");
+            assert!(
+                (rows - 1) * ld + cols <= data.len(),
+                "matrix view out of bounds"
+            );
         }
         MatMut {
             ptr: data.as_mut_ptr(),
@@ -158,7 +170,13 @@ impl<'a, T> MatMut<'a, T> {
 ///
 /// Panics when the dimensions disagree: kernels call it with validated shapes.
 #[inline]
-pub fn matmul<T: Float>(dst: MatMut<'_, T>, a: MatRef<'_, T>, b: MatRef<'_, T>, accumulate: bool, par: Parallelism) {
+pub fn matmul<T: Float>(
+    dst: MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    accumulate: bool,
+    par: Parallelism,
+) {
     T::gemm(dst, a, b, accumulate, par)
 }
 
@@ -170,7 +188,10 @@ pub(super) fn faer_matmul<T: Float + faer::traits::ComplexField>(
     par: Parallelism,
 ) {
     let (m, n, k) = (dst.rows, dst.cols, a.cols);
-    assert!(a.rows == m && b.rows == k && b.cols == n, "matmul dimensions disagree");
+    assert!(
+        a.rows == m && b.rows == k && b.cols == n,
+        "matmul dimensions disagree"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -179,7 +200,9 @@ pub(super) fn faer_matmul<T: Float + faer::traits::ComplexField>(
             for i in 0..m {
                 for j in 0..n {
                     // SAFETY: (i, j) is inside the view, which the constructor bounds-checked.
-                    unsafe { *dst.ptr.offset(i as isize * dst.rs + j as isize * dst.cs) = T::zero() };
+                    unsafe {
+                        *dst.ptr.offset(i as isize * dst.rs + j as isize * dst.cs) = T::zero()
+                    };
                 }
             }
         }
@@ -198,7 +221,11 @@ pub(super) fn faer_matmul<T: Float + faer::traits::ComplexField>(
         let dst = faer::MatMut::from_raw_parts_mut(dst.ptr, m, n, dst.rs, dst.cs);
         let a = faer::MatRef::from_raw_parts(a.ptr, m, k, a.rs, a.cs);
         let b = faer::MatRef::from_raw_parts(b.ptr, k, n, b.rs, b.cs);
-        let accum = if accumulate { faer::Accum::Add } else { faer::Accum::Replace };
+        let accum = if accumulate {
+            faer::Accum::Add
+        } else {
+            faer::Accum::Replace
+        };
         faer::linalg::matmul::matmul(dst, accum, a, b, T::one(), par);
     }
 }
@@ -237,14 +264,28 @@ mod tests {
                 }
             }
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let av = if ta { MatRef::new(&at, k, m).t() } else { MatRef::new(&a, m, k) };
-                let bv = if tb { MatRef::new(&bt, n, k).t() } else { MatRef::new(&b, k, n) };
+                let av = if ta {
+                    MatRef::new(&at, k, m).t()
+                } else {
+                    MatRef::new(&a, m, k)
+                };
+                let bv = if tb {
+                    MatRef::new(&bt, n, k).t()
+                } else {
+                    MatRef::new(&b, k, n)
+                };
                 let mut c = vec![1.0; m * n];
                 matmul(MatMut::new(&mut c, m, n), av, bv, false, Parallelism::Auto);
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - y).abs() < 1e-12, "{m}x{n}x{k} {ta} {tb}");
                 }
-                matmul(MatMut::new(&mut c, m, n), av, bv, true, Parallelism::Sequential);
+                matmul(
+                    MatMut::new(&mut c, m, n),
+                    av,
+                    bv,
+                    true,
+                    Parallelism::Sequential,
+                );
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - 2.0 * y).abs() < 1e-12);
                 }
@@ -257,7 +298,13 @@ mod tests {
         let a = [1.0f32, 2.0, 3.0, 4.0]; // [2,2]
         let b = [1.0f32, 0.0, 0.0, 1.0];
         let mut c = [9.0f32; 8]; // [2,4], write columns 1..3
-        matmul(MatMut::with_ld(&mut c[1..], 2, 2, 4), MatRef::new(&a, 2, 2), MatRef::new(&b, 2, 2), false, Parallelism::Sequential);
+        matmul(
+            MatMut::with_ld(&mut c[1..], 2, 2, 4),
+            MatRef::new(&a, 2, 2),
+            MatRef::new(&b, 2, 2),
+            false,
+            Parallelism::Sequential,
+        );
         assert_eq!(c, [9.0, 1.0, 2.0, 9.0, 9.0, 3.0, 4.0, 9.0]);
     }
 }

@@ -62,11 +62,20 @@ pub(crate) struct Grads {
 }
 
 fn rand_vec(g: &mut Generator, n: usize, scale: f64) -> Vec<f64> {
-    (0..n).map(|_| (g.uniform_f64() * 2.0 - 1.0) * scale).collect()
+    (0..n)
+        .map(|_| (g.uniform_f64() * 2.0 - 1.0) * scale)
+        .collect()
 }
 
 impl Problem {
-    pub fn random(kind: Kind, dims: RnnDims, batch_sizes: &[usize], reverse: bool, bias: bool, seed: u64) -> Problem {
+    pub fn random(
+        kind: Kind,
+        dims: RnnDims,
+        batch_sizes: &[usize],
+        reverse: bool,
+        bias: bool,
+        seed: u64,
+    ) -> Problem {
         let mut g = Generator::new(seed);
         let steps = Steps::new(batch_sizes).unwrap();
         let (i, h, p) = (dims.input_size, dims.hidden_size, dims.out_size());
@@ -76,16 +85,32 @@ impl Problem {
         let params = [
             rand_vec(&mut g, gw * i, k),
             rand_vec(&mut g, gw * p, k),
-            if bias { rand_vec(&mut g, gw, k) } else { vec![] },
-            if bias { rand_vec(&mut g, gw, k) } else { vec![] },
-            if dims.proj_size > 0 { rand_vec(&mut g, p * h, k) } else { vec![] },
+            if bias {
+                rand_vec(&mut g, gw, k)
+            } else {
+                vec![]
+            },
+            if bias {
+                rand_vec(&mut g, gw, k)
+            } else {
+                vec![]
+            },
+            if dims.proj_size > 0 {
+                rand_vec(&mut g, p * h, k)
+            } else {
+                vec![]
+            },
         ];
         Problem {
             kind,
             dims,
             x: rand_vec(&mut g, steps.total() * i, 1.0),
             h0: rand_vec(&mut g, b * p, 0.5),
-            c0: if kind == Kind::Lstm { rand_vec(&mut g, b * h, 0.5) } else { vec![] },
+            c0: if kind == Kind::Lstm {
+                rand_vec(&mut g, b * h, 0.5)
+            } else {
+                vec![]
+            },
             steps,
             reverse,
             params,
@@ -107,7 +132,11 @@ impl Problem {
 
     /// Run forward (and, with upstream gradients, backward) with `max_slices` threads.
     pub fn run(&self, upstream: Option<&Outputs>, max_slices: usize) -> (Outputs, Grads) {
-        let (i, h, p) = (self.dims.input_size, self.dims.hidden_size, self.dims.out_size());
+        let (i, h, p) = (
+            self.dims.input_size,
+            self.dims.hidden_size,
+            self.dims.out_size(),
+        );
         let n = self.steps.total();
         let b = self.steps.batch();
         let w = self.weights();
@@ -333,9 +362,12 @@ pub(crate) fn check(problem: &Problem, max_slices: usize) -> usize {
     }
     for t in 0..5 {
         for k in 0..problem.params[t].len() {
-            compare(["w_ih", "w_hh", "b_ih", "b_hh", "w_hr"][t], k, grads.params[t][k], &|p, e| {
-                p.params[t][k] += e
-            });
+            compare(
+                ["w_ih", "w_hh", "b_ih", "b_hh", "w_hr"][t],
+                k,
+                grads.params[t][k],
+                &|p, e| p.params[t][k] += e,
+            );
         }
     }
     checked
@@ -360,7 +392,11 @@ mod tests {
         let mut total = 0;
         for (kind, proj) in kinds() {
             for &reverse in &[false, true] {
-                for (bs, bias) in [(&[3usize, 3, 2, 1][..], true), (&[2, 2, 2][..], false), (&[1][..], true)] {
+                for (bs, bias) in [
+                    (&[3usize, 3, 2, 1][..], true),
+                    (&[2, 2, 2][..], false),
+                    (&[1][..], true),
+                ] {
                     let dims = RnnDims {
                         input_size: 3,
                         hidden_size: 4,
@@ -410,7 +446,8 @@ mod tests {
                 };
                 let (a, ga) = p.run(Some(&up), 1);
                 let (b, gb) = p.run(Some(&up), 4);
-                let close = |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(u, v)| (u - v).abs() < 1e-12);
+                let close =
+                    |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(u, v)| (u - v).abs() < 1e-12);
                 assert!(close(&a.out, &b.out) && close(&a.h_n, &b.h_n) && close(&a.c_n, &b.c_n));
                 assert!(close(&ga.x, &gb.x) && close(&ga.h0, &gb.h0) && close(&ga.c0, &gb.c0));
                 for k in 0..5 {
@@ -445,7 +482,10 @@ mod tests {
             for s in 0..t {
                 let a = &of.out[s * b * p..(s + 1) * b * p];
                 let c = &or.out[(t - 1 - s) * b * p..(t - s) * b * p];
-                assert!(a.iter().zip(c).all(|(u, v)| (u - v).abs() < 1e-12), "{kind:?}");
+                assert!(
+                    a.iter().zip(c).all(|(u, v)| (u - v).abs() < 1e-12),
+                    "{kind:?}"
+                );
             }
             assert_eq!(of.h_n, or.h_n);
         }

@@ -8,8 +8,8 @@ use super::denormal;
 use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
-    for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims, RnnGrads, RnnWeights, RowBlock,
-    RowsRef, Steps, MIN_SLICE_ROWS,
+    for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims, RnnGrads,
+    RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one GRU layer-direction needs from its forward pass.
@@ -57,7 +57,14 @@ pub fn gru_cell_forward<T: Float>(gx: &mut [T], gh: &[T], h: &mut [T]) {
 /// (`dGx`), `dgh: [3H]` ← `∂L/∂` of the hidden-side ones (`dGh`), `dh_prev` ← the direct part
 /// `dh ⊙ z` of `∂L/∂h` (the caller adds `dGh · W_hh`).
 #[inline]
-pub fn gru_cell_backward<T: Float>(gates: &mut [T], ghn: &[T], h_prev: &[T], dh: &[T], dgh: &mut [T], dh_prev: &mut [T]) {
+pub fn gru_cell_backward<T: Float>(
+    gates: &mut [T],
+    ghn: &[T],
+    h_prev: &[T],
+    dh: &[T],
+    dgh: &mut [T],
+    dh_prev: &mut [T],
+) {
     let hs = h_prev.len();
     let one = T::one();
     let (gr, rest) = gates.split_at_mut(hs);
@@ -109,7 +116,11 @@ pub fn gru_forward<T: Float>(
     let saving = saved.is_some();
     let mut gates = input_projection(x, w.w_ih, w.b_ih, g);
     h_n.copy_from_slice(h0);
-    let mut ghn_all = if saving { vec![T::zero(); n_rows * h] } else { Vec::new() };
+    let mut ghn_all = if saving {
+        vec![T::zero(); n_rows * h]
+    } else {
+        Vec::new()
+    };
     {
         let gates_b = RowBlock::new(&mut gates, g);
         let h_b = RowBlock::new(h_n, h);
@@ -135,7 +146,13 @@ pub fn gru_forward<T: Float>(
                             None => gh_b.row_mut(i).fill(T::zero()),
                         }
                     }
-                    matmul(gh_b.rows_mut(0, n), h_b.rows_ref(lo, n), w_hh_t, true, Parallelism::Sequential);
+                    matmul(
+                        gh_b.rows_mut(0, n),
+                        h_b.rows_ref(lo, n),
+                        w_hh_t,
+                        true,
+                        Parallelism::Sequential,
+                    );
                     for i in 0..n {
                         let ghr = gh_b.row(i);
                         gru_cell_forward(gates_b.row_mut(base + i), ghr, h_b.row_mut(lo + i));
@@ -231,7 +248,13 @@ pub fn gru_backward_time<T: Float>(
                         );
                     }
                     // ∂L/∂h_{t-1} = dh ⊙ z + ∂L/∂gh · W_hh
-                    matmul(dh_b.rows_mut(lo, n), dgh_b.rows_ref(base, n), w_hh, true, Parallelism::Sequential);
+                    matmul(
+                        dh_b.rows_mut(lo, n),
+                        dgh_b.rows_ref(base, n),
+                        w_hh,
+                        true,
+                        Parallelism::Sequential,
+                    );
                 }
             }
         });

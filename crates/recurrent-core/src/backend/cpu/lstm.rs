@@ -11,8 +11,8 @@ use super::denormal;
 use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
-    combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims, RnnGrads,
-    RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
+    combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims,
+    RnnGrads, RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one LSTM layer-direction needs from its forward pass.
@@ -64,7 +64,13 @@ pub fn lstm_cell_forward<T: Float>(gates: &mut [T], c: &mut [T], m: &mut [T]) {
 /// (before it), `dm = ∂L/∂m: [H]`, and `dc = ∂L/∂c_t: [H]` arriving from the next step.
 /// Out: `gates` ← `∂L/∂` of the four pre-activations, `dc` ← `∂L/∂c_prev`.
 #[inline]
-pub fn lstm_cell_backward<T: Float>(gates: &mut [T], c_t: &[T], c_prev: &[T], dm: &[T], dc: &mut [T]) {
+pub fn lstm_cell_backward<T: Float>(
+    gates: &mut [T],
+    c_t: &[T],
+    c_prev: &[T],
+    dm: &[T],
+    dc: &mut [T],
+) {
     let h = c_t.len();
     let one = T::one();
     let (gi, rest) = gates.split_at_mut(h);
@@ -121,7 +127,10 @@ pub fn lstm_forward<T: Float>(
     let n_rows = steps.total();
     let b = steps.batch();
     debug_assert_eq!(x.rows(), n_rows);
-    debug_assert_eq!((h_n.len(), c_n.len(), h0.len(), c0.len()), (b * p, b * h, b * p, b * h));
+    debug_assert_eq!(
+        (h_n.len(), c_n.len(), h0.len(), c0.len()),
+        (b * p, b * h, b * p, b * h)
+    );
     debug_assert_eq!(out.rows(), n_rows);
     debug_assert_eq!(out.width(), p);
     let saving = saved.is_some();
@@ -131,8 +140,16 @@ pub fn lstm_forward<T: Float>(
     let mut gates = input_projection(x, w.w_ih, bias.as_deref(), g);
     h_n.copy_from_slice(h0);
     c_n.copy_from_slice(c0);
-    let mut c_all = if saving { vec![T::zero(); n_rows * h] } else { Vec::new() };
-    let mut m_all = if saving && proj { vec![T::zero(); n_rows * h] } else { Vec::new() };
+    let mut c_all = if saving {
+        vec![T::zero(); n_rows * h]
+    } else {
+        Vec::new()
+    };
+    let mut m_all = if saving && proj {
+        vec![T::zero(); n_rows * h]
+    } else {
+        Vec::new()
+    };
     {
         let gates_b = RowBlock::new(&mut gates, g);
         let h_b = RowBlock::new(h_n, p);
@@ -144,7 +161,11 @@ pub fn lstm_forward<T: Float>(
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
         for_each_slice(&slices, |lo, hi| {
             // Scratch for m when it is not kept: one allocation per call, none per step.
-            let mut m_scratch = if proj && !saving { vec![T::zero(); (hi - lo) * h] } else { Vec::new() };
+            let mut m_scratch = if proj && !saving {
+                vec![T::zero(); (hi - lo) * h]
+            } else {
+                Vec::new()
+            };
             let m_scratch_b = RowBlock::new(&mut m_scratch, h);
             for t in steps.order(reverse) {
                 let top = hi.min(steps.batch_size(t));
@@ -157,7 +178,13 @@ pub fn lstm_forward<T: Float>(
                 // base..base+n of the packed buffers; slices are disjoint.
                 unsafe {
                     // gates += h_{t-1} · W_hhᵀ
-                    matmul(gates_b.rows_mut(base, n), h_b.rows_ref(lo, n), w_hh_t, true, Parallelism::Sequential);
+                    matmul(
+                        gates_b.rows_mut(base, n),
+                        h_b.rows_ref(lo, n),
+                        w_hh_t,
+                        true,
+                        Parallelism::Sequential,
+                    );
                     for i in 0..n {
                         let c = c_b.row_mut(lo + i);
                         let m = if !proj {
@@ -174,8 +201,18 @@ pub fn lstm_forward<T: Float>(
                     }
                     if let Some(w_hr_t) = w_hr_t {
                         // h = m · W_hrᵀ
-                        let m_rows = if saving { m_all_b.rows_ref(base, n) } else { m_scratch_b.rows_ref(0, n) };
-                        matmul(h_b.rows_mut(lo, n), m_rows, w_hr_t, false, Parallelism::Sequential);
+                        let m_rows = if saving {
+                            m_all_b.rows_ref(base, n)
+                        } else {
+                            m_scratch_b.rows_ref(0, n)
+                        };
+                        matmul(
+                            h_b.rows_mut(lo, n),
+                            m_rows,
+                            w_hr_t,
+                            false,
+                            Parallelism::Sequential,
+                        );
                     }
                     for i in 0..n {
                         out.row_mut(base + i).copy_from_slice(h_b.row(lo + i));
@@ -239,7 +276,11 @@ pub fn lstm_backward_time<T: Float>(
         Some(d) => dc0.copy_from_slice(d),
         None => dc0.fill(T::zero()),
     }
-    let mut dh_all = if proj { vec![T::zero(); n_rows * p] } else { Vec::new() };
+    let mut dh_all = if proj {
+        vec![T::zero(); n_rows * p]
+    } else {
+        Vec::new()
+    };
     {
         let gates_b = RowBlock::new(&mut gates, g);
         let dh_b = RowBlock::new(dh0, p);
@@ -249,7 +290,11 @@ pub fn lstm_backward_time<T: Float>(
         let w_hr = w.w_hr.map(|m| MatRef::new(m, p, h));
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
         for_each_slice(&slices, |lo, hi| {
-            let mut dm_scratch = if proj { vec![T::zero(); (hi - lo) * h] } else { Vec::new() };
+            let mut dm_scratch = if proj {
+                vec![T::zero(); (hi - lo) * h]
+            } else {
+                Vec::new()
+            };
             let dm_b = RowBlock::new(&mut dm_scratch, h);
             for t in steps.order(reverse).rev() {
                 let top = hi.min(steps.batch_size(t));
@@ -273,7 +318,13 @@ pub fn lstm_backward_time<T: Float>(
                         for i in 0..n {
                             dh_all_b.row_mut(base + i).copy_from_slice(dh_b.row(lo + i));
                         }
-                        matmul(dm_b.rows_mut(0, n), dh_b.rows_ref(lo, n), w_hr, false, Parallelism::Sequential);
+                        matmul(
+                            dm_b.rows_mut(0, n),
+                            dh_b.rows_ref(lo, n),
+                            w_hr,
+                            false,
+                            Parallelism::Sequential,
+                        );
                     }
                     for i in 0..n {
                         let r = base + i;
@@ -282,10 +333,22 @@ pub fn lstm_backward_time<T: Float>(
                             None => &c0[(lo + i) * h..(lo + i + 1) * h],
                         };
                         let dm = if proj { dm_b.row(i) } else { dh_b.row(lo + i) };
-                        lstm_cell_backward(gates_b.row_mut(r), &c[r * h..(r + 1) * h], c_prev, dm, dc_b.row_mut(lo + i));
+                        lstm_cell_backward(
+                            gates_b.row_mut(r),
+                            &c[r * h..(r + 1) * h],
+                            c_prev,
+                            dm,
+                            dc_b.row_mut(lo + i),
+                        );
                     }
                     // ∂L/∂h_{t-1} = ∂L/∂gates · W_hh
-                    matmul(dh_b.rows_mut(lo, n), gates_b.rows_ref(base, n), w_hh, false, Parallelism::Sequential);
+                    matmul(
+                        dh_b.rows_mut(lo, n),
+                        gates_b.rows_ref(base, n),
+                        w_hh,
+                        false,
+                        Parallelism::Sequential,
+                    );
                 }
             }
         });
@@ -321,7 +384,17 @@ pub fn lstm_backward_weights<T: Float>(
     } else {
         Vec::new()
     };
-    input_and_weight_grads(dx, grads, &time.dgates, &time.dgates, x, &hprev, w, 4 * h, p);
+    input_and_weight_grads(
+        dx,
+        grads,
+        &time.dgates,
+        &time.dgates,
+        x,
+        &hprev,
+        w,
+        4 * h,
+        p,
+    );
     if let Some(dw) = grads.w_hr.as_deref_mut() {
         let n = steps.total();
         // dW_hr += dHᵀ · M   [P, N] · [N, H]

@@ -6,8 +6,8 @@ pub mod denormal;
 pub mod elman;
 pub mod float;
 pub mod gemm;
+#[cfg(test)]
+pub(crate) mod gradcheck;
 pub mod gru;
 pub mod lstm;
 pub mod scan;
-#[cfg(test)]
-pub(crate) mod gradcheck;

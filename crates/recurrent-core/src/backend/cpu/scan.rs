@@ -134,7 +134,11 @@ impl Steps {
             let k = out.len() + 1;
             let rows_left = b - (r + 1);
             let slices_left = n - k;
-            if k < n && acc * n >= total * k && r + 1 - start >= min_rows.min(b) && rows_left >= slices_left {
+            if k < n
+                && acc * n >= total * k
+                && r + 1 - start >= min_rows.min(b)
+                && rows_left >= slices_left
+            {
                 out.push((start, r + 1));
                 start = r + 1;
             }
@@ -181,7 +185,11 @@ impl<'a, T> RowBlock<'a, T> {
     /// The whole contiguous buffer as `[rows, width]`.
     pub fn new(data: &'a mut [T], width: usize) -> Self {
         let rows = data.len().checked_div(width).unwrap_or(0);
-        assert_eq!(rows * width, data.len(), "buffer is not a whole number of rows");
+        assert_eq!(
+            rows * width,
+            data.len(),
+            "buffer is not a whole number of rows"
+        );
         RowBlock {
             ptr: data.as_mut_ptr(),
             rows,
@@ -193,9 +201,17 @@ impl<'a, T> RowBlock<'a, T> {
 
     /// Split the columns of a `[rows, ld]` buffer into disjoint blocks of the given widths.
     pub fn split_columns(data: &'a mut [T], ld: usize, widths: &[usize]) -> Vec<RowBlock<'a, T>> {
-        assert_eq!(widths.iter().sum::<usize>(), ld, "column widths must add up to ld");
+        assert_eq!(
+            widths.iter().sum::<usize>(),
+            ld,
+            "column widths must add up to ld"
+        );
         let rows = data.len().checked_div(ld).unwrap_or(0);
-        assert_eq!(rows * ld, data.len(), "buffer is not a whole number of rows");
+        assert_eq!(
+            rows * ld,
+            data.len(),
+            "buffer is not a whole number of rows"
+        );
         let base = data.as_mut_ptr();
         let mut col = 0;
         widths
@@ -268,8 +284,17 @@ impl<'a, T> RowBlock<'a, T> {
     #[inline]
     pub unsafe fn rows_ref(&self, r0: usize, n: usize) -> super::gemm::MatRef<'_, T> {
         assert!(r0 + n <= self.rows);
-        let len = if n == 0 { 0 } else { (n - 1) * self.ld + self.width };
-        super::gemm::MatRef::with_ld(std::slice::from_raw_parts(self.ptr.add(r0 * self.ld), len), n, self.width, self.ld)
+        let len = if n == 0 {
+            0
+        } else {
+            (n - 1) * self.ld + self.width
+        };
+        super::gemm::MatRef::with_ld(
+            std::slice::from_raw_parts(self.ptr.add(r0 * self.ld), len),
+            n,
+            self.width,
+            self.ld,
+        )
     }
 }
 
@@ -296,12 +321,21 @@ impl<'a, T> RowsRef<'a, T> {
 
     /// Split the columns of a `[rows, ld]` buffer into blocks of the given widths.
     pub fn split_columns(data: &'a [T], ld: usize, widths: &[usize]) -> Vec<RowsRef<'a, T>> {
-        assert_eq!(widths.iter().sum::<usize>(), ld, "column widths must add up to ld");
+        assert_eq!(
+            widths.iter().sum::<usize>(),
+            ld,
+            "column widths must add up to ld"
+        );
         let mut col = 0;
         widths
             .iter()
             .map(|&width| {
-                let r = RowsRef { data, col, width, ld };
+                let r = RowsRef {
+                    data,
+                    col,
+                    width,
+                    ld,
+                };
                 col += width;
                 r
             })
@@ -324,7 +358,12 @@ impl<'a, T> RowsRef<'a, T> {
 /// Copy the previous hidden state of every packed row into a contiguous `[N, P]` matrix:
 /// the `h_{t-1}` that step `t` multiplied by `W_hh`, taken from the layer output (`out`, a
 /// column block) or from `h0` where the sequence starts. Used for `dW_hh` as one product.
-pub fn gather_prev<T: Float>(out: &RowsRef<'_, T>, h0: &[T], steps: &Steps, reverse: bool) -> Vec<T> {
+pub fn gather_prev<T: Float>(
+    out: &RowsRef<'_, T>,
+    h0: &[T],
+    steps: &Steps,
+    reverse: bool,
+) -> Vec<T> {
     let p = out.width();
     let mut prev = vec![T::zero(); steps.total() * p];
     for t in 0..steps.len() {
@@ -412,7 +451,12 @@ pub struct RnnGrads<'a, T> {
 /// The input projection of all timesteps as one product: `[N, G] = X · W_ihᵀ + bias`.
 /// `bias` is added to every row (for LSTM and Elman `b_ih + b_hh`; for GRU `b_ih` only,
 /// since its `b_hn` sits inside `r ⊙ (W_hn h + b_hn)`).
-pub fn input_projection<T: Float>(x: MatRef<'_, T>, w_ih: &[T], bias: Option<&[T]>, gate_width: usize) -> Vec<T> {
+pub fn input_projection<T: Float>(
+    x: MatRef<'_, T>,
+    w_ih: &[T],
+    bias: Option<&[T]>,
+    gate_width: usize,
+) -> Vec<T> {
     let n = x.rows();
     let mut gates = vec![T::zero(); n * gate_width];
     if let Some(b) = bias {
@@ -467,13 +511,31 @@ pub fn input_and_weight_grads<T: Float>(
     let dgx_m = MatRef::new(dgx, n, g);
     let dgh_m = MatRef::new(dgh, n, g);
     if let Some(dx) = dx {
-        matmul(MatMut::new(dx, n, i_size), dgx_m, MatRef::new(w.w_ih, g, i_size), true, Parallelism::Auto);
+        matmul(
+            MatMut::new(dx, n, i_size),
+            dgx_m,
+            MatRef::new(w.w_ih, g, i_size),
+            true,
+            Parallelism::Auto,
+        );
     }
     if let Some(dw) = grads.w_ih.as_deref_mut() {
-        matmul(MatMut::new(dw, g, i_size), dgx_m.t(), x, true, Parallelism::Auto);
+        matmul(
+            MatMut::new(dw, g, i_size),
+            dgx_m.t(),
+            x,
+            true,
+            Parallelism::Auto,
+        );
     }
     if let Some(dw) = grads.w_hh.as_deref_mut() {
-        matmul(MatMut::new(dw, g, out_size), dgh_m.t(), MatRef::new(hprev, n, out_size), true, Parallelism::Auto);
+        matmul(
+            MatMut::new(dw, g, out_size),
+            dgh_m.t(),
+            MatRef::new(hprev, n, out_size),
+            true,
+            Parallelism::Auto,
+        );
     }
     if let Some(db) = grads.b_ih.as_deref_mut() {
         add_column_sums(db, dgx);
@@ -491,8 +553,14 @@ mod tests {
     fn steps_of_a_packed_batch() {
         let s = Steps::new(&[3, 2, 2, 1]).unwrap();
         assert_eq!((s.len(), s.batch(), s.total()), (4, 3, 8));
-        assert_eq!((0..4).map(|t| s.offset(t)).collect::<Vec<_>>(), vec![0, 3, 5, 7]);
-        assert_eq!((0..3).map(|r| s.length_of(r)).collect::<Vec<_>>(), vec![4, 3, 1]);
+        assert_eq!(
+            (0..4).map(|t| s.offset(t)).collect::<Vec<_>>(),
+            vec![0, 3, 5, 7]
+        );
+        assert_eq!(
+            (0..3).map(|r| s.length_of(r)).collect::<Vec<_>>(),
+            vec![4, 3, 1]
+        );
         assert_eq!(s.prev_row(0, 1, false), None);
         assert_eq!(s.prev_row(2, 1, false), Some(4));
         // reverse: sequence 2 (length 1) starts at t=0 from h0

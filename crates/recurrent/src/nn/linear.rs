@@ -1,0 +1,94 @@
+//! `nn.Linear`: `y = x Wᵀ + b`.
+
+use super::init;
+use super::module::Module;
+use crate::rng::with_global;
+use crate::{Error, Generator, Result, Tensor};
+
+/// Configuration of a [`Linear`] layer (PyTorch's arguments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearConfig {
+    /// Features per input row.
+    pub in_features: usize,
+    /// Features per output row.
+    pub out_features: usize,
+    /// Whether to learn an additive bias (default true).
+    pub bias: bool,
+}
+
+impl LinearConfig {
+    /// `Linear(in_features, out_features)` with a bias.
+    pub fn new(in_features: usize, out_features: usize) -> Self {
+        LinearConfig {
+            in_features,
+            out_features,
+            bias: true,
+        }
+    }
+
+    /// Set `bias`.
+    pub fn with_bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+
+    /// Build with the process-wide generator.
+    pub fn init(&self) -> Result<Linear> {
+        with_global(|g| self.init_with(g))
+    }
+
+    /// Build with PyTorch's default initialisation drawn from `rng`.
+    pub fn init_with(&self, rng: &mut Generator) -> Result<Linear> {
+        let weight = init::kaiming_uniform_linear(self.out_features, self.in_features, rng)?;
+        let bias = if self.bias {
+            Some(init::linear_bias(self.out_features, self.in_features, rng)?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+}
+
+/// A fully connected layer. Parameters: `weight: [out, in]`, `bias: [out]`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// `[out_features, in_features]`.
+    pub weight: Tensor,
+    /// `[out_features]`.
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// `x: [*, in]` → `[*, out]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+
+    /// A layer from existing tensors (checked: `weight [out, in]`, `bias [out]`).
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Result<Linear> {
+        if weight.ndim() != 2 {
+            return Err(Error::invalid(format!(
+                "Linear weight must be 2-d, got {:?}",
+                weight.shape()
+            )));
+        }
+        if let Some(b) = &bias {
+            if b.shape() != [weight.shape()[0]] {
+                return Err(Error::shape("bias", &[weight.shape()[0]], b.shape()));
+            }
+        }
+        Ok(Linear { weight, bias })
+    }
+}
+
+impl Module for Linear {
+    fn visit_parameters(&self, f: &mut dyn FnMut(&str, &Tensor)) {
+        f("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+    }
+    fn type_name(&self) -> &'static str {
+        "Linear"
+    }
+}

@@ -1,0 +1,174 @@
+//! Adam and AdamW (`torch.optim.Adam`, `torch.optim.AdamW`), with `amsgrad` and `maximize`.
+
+use super::{check_non_negative, Buffers, Optimizer, OptimizerState};
+use crate::{Error, Result, Tensor};
+
+/// The arguments of Adam/AdamW with PyTorch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    /// Learning rate (default 1e-3).
+    pub lr: f64,
+    /// Coefficients of the running averages of the gradient and its square (0.9, 0.999).
+    pub betas: (f64, f64),
+    /// Added to the denominator (1e-8).
+    pub eps: f64,
+    /// Weight decay: L2 penalty for Adam (default 0), decoupled for AdamW (default 1e-2).
+    pub weight_decay: f64,
+    /// Use the maximum of past squared-gradient averages (default false).
+    pub amsgrad: bool,
+    /// Maximise the objective instead (default false).
+    pub maximize: bool,
+    /// Decoupled weight decay: true for AdamW.
+    pub decoupled_weight_decay: bool,
+}
+
+impl AdamConfig {
+    /// `torch.optim.Adam`'s defaults.
+    pub fn adam() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            maximize: false,
+            decoupled_weight_decay: false,
+        }
+    }
+
+    /// `torch.optim.AdamW`'s defaults.
+    pub fn adamw() -> Self {
+        AdamConfig {
+            weight_decay: 1e-2,
+            decoupled_weight_decay: true,
+            ..Self::adam()
+        }
+    }
+
+    /// Set `lr`.
+    pub fn with_lr(mut self, lr: f64) -> Self {
+        self.lr = lr;
+        self
+    }
+
+    /// Set `weight_decay`.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        Self::adam()
+    }
+}
+
+/// Adam / AdamW. Per step `t`, for each parameter `p` with gradient `g`:
+///
+/// ```text
+/// p ← p · (1 − lr · wd)              (AdamW)      g ← g + wd · p     (Adam)
+/// m ← β1 m + (1 − β1) g              v ← β2 v + (1 − β2) g²
+/// v̂ ← max(v̂, v) (amsgrad) or v
+/// p ← p − lr / (1 − β1ᵗ) · m / (√v̂ / √(1 − β2ᵗ) + eps)
+/// ```
+pub struct Adam {
+    params: Vec<Tensor>,
+    cfg: AdamConfig,
+    bufs: Buffers,
+}
+
+impl Adam {
+    /// An optimiser over `params`.
+    pub fn new(params: Vec<Tensor>, cfg: AdamConfig) -> Result<Adam> {
+        check_non_negative("learning rate", cfg.lr)?;
+        check_non_negative("epsilon value", cfg.eps)?;
+        check_non_negative("weight_decay value", cfg.weight_decay)?;
+        for (i, b) in [cfg.betas.0, cfg.betas.1].into_iter().enumerate() {
+            if !(0.0..1.0).contains(&b) {
+                return Err(Error::invalid(format!(
+                    "Invalid beta parameter at index {i}: {b}"
+                )));
+            }
+        }
+        let n = params.len();
+        Ok(Adam {
+            params,
+            cfg,
+            bufs: Buffers::new(n, &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+        })
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self) -> Result<()> {
+        let c = self.cfg;
+        let (b1, b2) = c.betas;
+        for (i, p) in self.params.iter().enumerate() {
+            let Some(mut g) = p.with_grad(|g| g.map(<[f32]>::to_vec)) else {
+                continue;
+            };
+            if c.maximize {
+                g.iter_mut().for_each(|v| *v = -*v);
+            }
+            p.update_data(|w| {
+                let (b, step) = self.bufs.get(i, w.len());
+                *step += 1;
+                let t = *step as f64;
+                if c.weight_decay != 0.0 {
+                    if c.decoupled_weight_decay {
+                        let f = (1.0 - c.lr * c.weight_decay) as f32;
+                        w.iter_mut().for_each(|w| *w *= f);
+                    } else {
+                        let wd = c.weight_decay as f32;
+                        g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
+                    }
+                }
+                let bias_correction1 = 1.0 - b1.powf(t);
+                let bias_correction2 = 1.0 - b2.powf(t);
+                let step_size = (c.lr / bias_correction1) as f32;
+                let bc2_sqrt = bias_correction2.sqrt() as f32;
+                let (w1, b2f, w2, eps) = (
+                    (1.0 - b1) as f32,
+                    b2 as f32,
+                    (1.0 - b2) as f32,
+                    c.eps as f32,
+                );
+                let [m, v, vmax] = b else {
+                    unreachable!("three buffers")
+                };
+                for k in 0..w.len() {
+                    let gk = g[k];
+                    m[k] += w1 * (gk - m[k]);
+                    v[k] = v[k] * b2f + w2 * gk * gk;
+                    let vhat = if c.amsgrad {
+                        vmax[k] = vmax[k].max(v[k]);
+                        vmax[k]
+                    } else {
+                        v[k]
+                    };
+                    let denom = vhat.sqrt() / bc2_sqrt + eps;
+                    w[k] += -step_size * m[k] / denom;
+                }
+            })?;
+        }
+        Ok(())
+    }
+    fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+    fn lr(&self) -> f64 {
+        self.cfg.lr
+    }
+    fn set_lr(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+    fn state(&self) -> OptimizerState {
+        self.bufs.state(self.cfg.lr)
+    }
+    fn load_state(&mut self, s: &OptimizerState) -> Result<()> {
+        self.bufs.load(s, &self.params)?;
+        self.cfg.lr = s.lr;
+        Ok(())
+    }
+}
