@@ -56,7 +56,7 @@ pub trait Optimizer {
 }
 
 pub(crate) fn check_non_negative(what: &str, v: f64) -> Result<()> {
-    if !(v >= 0.0) {
+    if v.is_nan() || v < 0.0 {
         return Err(Error::invalid(format!("Invalid {what}: {v}")));
     }
     Ok(())

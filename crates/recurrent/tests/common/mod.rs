@@ -56,10 +56,8 @@ pub fn compare(
     let mut bad = Vec::new();
     for (i, (&a, &b)) in got.iter().zip(&w).enumerate() {
         let d = (a - b).abs();
-        if d.is_nan() || d > tol * (1.0 + b.abs()) {
-            if bad.len() < 5 {
-                bad.push(format!("[{i}] got {a} expected {b}"));
-            }
+        if (d.is_nan() || d > tol * (1.0 + b.abs())) && bad.len() < 5 {
+            bad.push(format!("[{i}] got {a} expected {b}"));
         }
         if d > max_diff || d.is_nan() {
             max_diff = d;

@@ -73,6 +73,11 @@ pub fn apply_to_current_pool() {
 
 /// Make sure the calling thread (and, on first use, the rayon pool) flushes denormals as
 /// configured. Cheap: one thread-local read after the first call.
+///
+/// The first call never blocks on other threads (a kernel may already be running on a pool
+/// worker): it builds rayon's global pool with a start handler that applies the mode to every
+/// worker, or, when the pool already exists, queues the change on every worker without
+/// waiting (workers that run a product before it lands just run it unflushed, once).
 #[inline]
 pub fn ensure() {
     let want = wanted();
@@ -80,7 +85,12 @@ pub fn ensure() {
         apply_here();
     }
     POOL_INIT.call_once(|| {
-        rayon::broadcast(|_| apply_here());
+        let built = rayon::ThreadPoolBuilder::new()
+            .start_handler(|_| apply_here())
+            .build_global();
+        if built.is_err() {
+            rayon::spawn_broadcast(|_| apply_here());
+        }
     });
 }
 

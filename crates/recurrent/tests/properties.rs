@@ -1,0 +1,294 @@
+//! Property tests of the recurrent modules, and dropout's behaviour.
+
+use proptest::prelude::*;
+use recurrent::io::{load_safetensors_bytes, safetensors_bytes};
+use recurrent::nn::{
+    pack_padded_sequence, pack_sequence, pad_packed_sequence, CellConfig, GruConfig, LstmConfig,
+    Module, RnnConfig,
+};
+use recurrent::{Generator, Tensor};
+
+fn rand(shape: &[usize], g: &mut Generator) -> Tensor {
+    Tensor::rand_uniform(shape, -1.0, 1.0, g).unwrap()
+}
+
+fn close(a: &Tensor, b: &Tensor, tol: f32) -> bool {
+    a.shape() == b.shape()
+        && a.to_vec()
+            .iter()
+            .zip(b.to_vec())
+            .all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Tanh,
+    Lstm,
+    Gru,
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![Just(Kind::Tanh), Just(Kind::Lstm), Just(Kind::Gru)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// A cell stepped T times computes what the one-layer module computes over T steps.
+    #[test]
+    fn cell_stepped_equals_layer(k in kind(), t in 1usize..6, b in 1usize..5, i in 1usize..5, h in 1usize..6, seed in 0u64..1000) {
+        let mut g = Generator::new(seed);
+        let x = rand(&[t, b, i], &mut g);
+        let cfg = CellConfig::new(i, h);
+        let (layer_out, cell_outs): (Tensor, Vec<Tensor>) = match k {
+            Kind::Lstm => {
+                let cell = cfg.lstm_with(&mut g).unwrap();
+                let layer = LstmConfig::new(i, h).init_with(&mut g).unwrap();
+                layer.load_state_dict(&rename(&cell.state_dict()), true).unwrap();
+                let (out, _) = layer.forward(&x, None).unwrap();
+                let mut state: Option<(Tensor, Tensor)> = None;
+                let mut outs = Vec::new();
+                for s in 0..t {
+                    let xs = x.select(0, s).unwrap();
+                    let (hh, cc) = cell.forward(&xs, state.as_ref().map(|(a, c)| (a, c))).unwrap();
+                    outs.push(hh.clone());
+                    state = Some((hh, cc));
+                }
+                (out, outs)
+            }
+            Kind::Gru | Kind::Tanh => {
+                let is_gru = matches!(k, Kind::Gru);
+                let mut outs = Vec::new();
+                let mut state: Option<Tensor> = None;
+                let out = if is_gru {
+                    let cell = cfg.gru_with(&mut g).unwrap();
+                    let layer = GruConfig::new(i, h).init_with(&mut g).unwrap();
+                    layer.load_state_dict(&rename(&cell.state_dict()), true).unwrap();
+                    for s in 0..t {
+                        let hh = cell.forward(&x.select(0, s).unwrap(), state.as_ref()).unwrap();
+                        outs.push(hh.clone());
+                        state = Some(hh);
+                    }
+                    layer.forward(&x, None).unwrap().0
+                } else {
+                    let cell = cfg.rnn_with(&mut g).unwrap();
+                    let layer = RnnConfig::new(i, h).init_with(&mut g).unwrap();
+                    layer.load_state_dict(&rename(&cell.state_dict()), true).unwrap();
+                    for s in 0..t {
+                        let hh = cell.forward(&x.select(0, s).unwrap(), state.as_ref()).unwrap();
+                        outs.push(hh.clone());
+                        state = Some(hh);
+                    }
+                    layer.forward(&x, None).unwrap().0
+                };
+                (out, outs)
+            }
+        };
+        let stacked = Tensor::stack(&cell_outs, 0).unwrap();
+        prop_assert!(close(&stacked, &layer_out, 1e-6));
+    }
+
+    /// A packed batch gives, for every sequence, what that sequence gives run alone.
+    #[test]
+    fn packed_equals_each_sequence_alone(k in kind(), lens in prop::collection::vec(1usize..7, 1..5), bidir in any::<bool>(), seed in 0u64..1000) {
+        let mut g = Generator::new(seed);
+        let (i, h) = (3, 4);
+        let seqs: Vec<Tensor> = lens.iter().map(|&l| rand(&[l, i], &mut g)).collect();
+        let packed = pack_sequence(&seqs, false).unwrap();
+        let run = |x: &recurrent::nn::PackedSequence| -> (Tensor, Tensor) {
+            match k {
+                Kind::Lstm => {
+                    let m = LstmConfig::new(i, h).with_bidirectional(bidir).with_num_layers(2).init_with(&mut Generator::new(seed)).unwrap();
+                    let (o, (hn, _)) = m.forward_packed(x, None).unwrap();
+                    (pad_packed_sequence(&o, true, 0.0, None).unwrap().0, hn)
+                }
+                Kind::Gru => {
+                    let m = GruConfig::new(i, h).with_bidirectional(bidir).with_num_layers(2).init_with(&mut Generator::new(seed)).unwrap();
+                    let (o, hn) = m.forward_packed(x, None).unwrap();
+                    (pad_packed_sequence(&o, true, 0.0, None).unwrap().0, hn)
+                }
+                Kind::Tanh => {
+                    let m = RnnConfig::new(i, h).with_bidirectional(bidir).with_num_layers(2).init_with(&mut Generator::new(seed)).unwrap();
+                    let (o, hn) = m.forward_packed(x, None).unwrap();
+                    (pad_packed_sequence(&o, true, 0.0, None).unwrap().0, hn)
+                }
+            }
+        };
+        let (all_out, all_h) = run(&packed);
+        for (b, s) in seqs.iter().enumerate() {
+            let alone = pack_sequence(std::slice::from_ref(s), true).unwrap();
+            let (o, hn) = run(&alone);
+            let l = lens[b];
+            let mine = all_out.select(0, b).unwrap().narrow(0, 0, l).unwrap();
+            prop_assert!(close(&mine, &o.select(0, 0).unwrap(), 1e-5), "sequence {b}");
+            // padding positions of the batch output are exactly zero
+            if l < all_out.shape()[1] {
+                let pad = all_out.select(0, b).unwrap().narrow(0, l, all_out.shape()[1] - l).unwrap();
+                prop_assert!(pad.to_vec().iter().all(|&v| v == 0.0));
+            }
+            prop_assert!(close(&all_h.select(1, b).unwrap(), &hn.select(1, 0).unwrap(), 1e-5));
+        }
+    }
+
+    /// The reverse direction of a bidirectional layer computes the forward recurrence of its own
+    /// weights on the time-reversed sequence.
+    #[test]
+    fn reverse_direction_is_forward_on_reversed_input(t in 1usize..7, b in 1usize..4, seed in 0u64..1000) {
+        let mut g = Generator::new(seed);
+        let (i, h) = (2, 3);
+        let x = rand(&[t, b, i], &mut g);
+        let bi = LstmConfig::new(i, h).with_bidirectional(true).init_with(&mut g).unwrap();
+        let uni = LstmConfig::new(i, h).init_with(&mut g).unwrap();
+        let sd = bi.state_dict();
+        let rev: recurrent::nn::StateDict = sd
+            .iter()
+            .filter_map(|(n, t)| n.strip_suffix("_reverse").map(|s| (s.to_string(), t.clone())))
+            .collect();
+        uni.load_state_dict(&rev, true).unwrap();
+        let (out, (hn, _)) = bi.forward(&x, None).unwrap();
+        let idx: Vec<usize> = (0..t).rev().collect();
+        let (out_r, (hn_r, _)) = uni.forward(&x.index_select(0, &idx).unwrap(), None).unwrap();
+        let bwd_half = out.narrow(2, h, h).unwrap();
+        prop_assert!(close(&bwd_half, &out_r.index_select(0, &idx).unwrap(), 1e-6));
+        prop_assert!(close(&hn.select(0, 1).unwrap(), &hn_r.select(0, 0).unwrap(), 1e-6));
+    }
+
+    /// Saving and loading a state dict is the identity.
+    #[test]
+    fn state_dict_round_trip(layers in 1usize..4, bidir in any::<bool>(), proj in 0usize..3, seed in 0u64..1000) {
+        let mut g = Generator::new(seed);
+        let a = LstmConfig::new(3, 4).with_num_layers(layers).with_bidirectional(bidir).with_proj_size(proj).init_with(&mut g).unwrap();
+        let b = LstmConfig::new(3, 4).with_num_layers(layers).with_bidirectional(bidir).with_proj_size(proj).init_with(&mut g).unwrap();
+        let bytes = safetensors_bytes(&a.state_dict(), None).unwrap();
+        b.load_state_dict(&load_safetensors_bytes(&bytes, "mem").unwrap(), true).unwrap();
+        for ((na, ta), (nb, tb)) in a.named_parameters().into_iter().zip(b.named_parameters()) {
+            prop_assert_eq!(na, nb);
+            prop_assert_eq!(ta.to_vec(), tb.to_vec());
+        }
+    }
+
+    /// Wrong shapes anywhere give an error, never a panic.
+    #[test]
+    fn wrong_shapes_are_errors(dims in prop::collection::vec(0usize..5, 0..5), hdims in prop::collection::vec(0usize..5, 0..5), bf in any::<bool>(), seed in 0u64..100) {
+        let mut g = Generator::new(seed);
+        let lstm = LstmConfig::new(3, 4).with_batch_first(bf).with_num_layers(2).init_with(&mut g).unwrap();
+        let gru = GruConfig::new(3, 4).with_batch_first(bf).init_with(&mut g).unwrap();
+        let x = Tensor::zeros(&dims).unwrap();
+        let hx = Tensor::zeros(&hdims).unwrap();
+        let r1 = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = lstm.forward(&x, Some((&hx, &hx)));
+            let _ = lstm.forward(&x, None);
+            let _ = gru.forward(&x, Some(&hx));
+            let cell = CellConfig::new(3, 4).gru_with(&mut Generator::new(1)).unwrap();
+            let _ = cell.forward(&x, Some(&hx));
+            let lens: Vec<usize> = dims.to_vec();
+            let _ = pack_padded_sequence(&x, &lens, bf, false);
+        }));
+        prop_assert!(r1.is_ok());
+        // And a valid shape with a wrong feature size is always an error.
+        let bad = if bf { Tensor::zeros(&[2, 3, 5]) } else { Tensor::zeros(&[3, 2, 5]) }.unwrap();
+        prop_assert!(lstm.forward(&bad, None).is_err());
+    }
+}
+
+/// Cell parameter names → layer-0 names.
+fn rename(sd: &recurrent::nn::StateDict) -> recurrent::nn::StateDict {
+    sd.iter()
+        .map(|(n, t)| (format!("{n}_l0"), t.clone()))
+        .collect()
+}
+
+#[test]
+fn dropout_rate_scaling_eval_mode_and_backward_mask() {
+    let mut g = Generator::new(7);
+    let n = 100_000;
+    let x = Tensor::ones(&[n]).unwrap().requires_grad();
+    let p = 0.3f32;
+    let y = x.dropout(p, true, &mut g).unwrap();
+    let v = y.to_vec();
+    let dropped = v.iter().filter(|&&a| a == 0.0).count() as f64 / n as f64;
+    // binomial standard deviation is ~0.0014: 5 sigma
+    assert!((dropped - 0.3).abs() < 0.0075, "drop rate {dropped}");
+    let scale = 1.0 / (1.0 - p);
+    assert!(v.iter().all(|&a| a == 0.0 || (a - scale).abs() < 1e-6));
+    // backward uses the same mask
+    y.sum().unwrap().backward().unwrap();
+    assert_eq!(x.grad().unwrap().to_vec(), v);
+    // evaluation: identity
+    assert_eq!(x.dropout(p, false, &mut g).unwrap().to_vec(), vec![1.0; n]);
+    // p = 1: everything dropped; p outside [0, 1]: error
+    assert!(x
+        .dropout(1.0, true, &mut g)
+        .unwrap()
+        .to_vec()
+        .iter()
+        .all(|&a| a == 0.0));
+    assert!(x.dropout(1.5, true, &mut g).is_err());
+    assert!(recurrent::nn::Dropout::new(-0.1).is_err());
+}
+
+#[test]
+fn rnn_dropout_is_between_layers_only_and_only_in_training() {
+    let mut g = Generator::new(3);
+    let x = rand(&[4, 2, 3], &mut g);
+    // dropout = 1: everything between the two layers is dropped in training.
+    let mut m = LstmConfig::new(3, 5)
+        .with_num_layers(2)
+        .with_dropout(1.0)
+        .init_with(&mut g)
+        .unwrap();
+    let (out_train, _) = m.forward(&x, None).unwrap();
+    // The last layer's output is not dropped: it is what layer 1 computes from zeros.
+    let top = LstmConfig::new(5, 5).init_with(&mut g).unwrap();
+    let layer1: recurrent::nn::StateDict = m
+        .state_dict()
+        .iter()
+        .filter_map(|(n, t)| {
+            n.strip_suffix("_l1")
+                .map(|s| (format!("{s}_l0"), t.clone()))
+        })
+        .collect();
+    top.load_state_dict(&layer1, true).unwrap();
+    let (from_zeros, _) = top
+        .forward(&Tensor::zeros(&[4, 2, 5]).unwrap(), None)
+        .unwrap();
+    assert!(close(&out_train, &from_zeros, 1e-6));
+    assert!(out_train.to_vec().iter().all(|&v| v != 0.0));
+    // Evaluation: no dropout at all.
+    m.set_training(false);
+    let (a, _) = m.forward(&x, None).unwrap();
+    let (b, _) = m.forward(&x, None).unwrap();
+    assert_eq!(a.to_vec(), b.to_vec());
+    assert!(!close(&a, &from_zeros, 1e-3));
+}
+
+#[test]
+fn inference_mode_records_nothing() {
+    let m = LstmConfig::new(3, 4).init().unwrap();
+    let x = Tensor::zeros(&[5, 2, 3]).unwrap();
+    let _g = recurrent::no_grad();
+    let (out, (h, c)) = m.forward(&x, None).unwrap();
+    assert!(!out.requires_grad_flag() && !h.requires_grad_flag() && !c.requires_grad_flag());
+    assert!(out.grad_fn_name().is_none());
+}
+
+#[test]
+fn same_seed_same_results_bit_for_bit() {
+    let run = || {
+        recurrent::manual_seed(11);
+        let m = GruConfig::new(3, 8)
+            .with_num_layers(2)
+            .with_dropout(0.5)
+            .init()
+            .unwrap();
+        let x = Tensor::rand_uniform(&[6, 4, 3], -1.0, 1.0, &mut Generator::new(5)).unwrap();
+        let (o, _) = m.forward(&x, None).unwrap();
+        o.sum().unwrap().backward().unwrap();
+        let mut v = o.to_vec();
+        for p in m.parameters() {
+            v.extend(p.grad().unwrap().to_vec());
+        }
+        v
+    };
+    assert_eq!(run(), run());
+}
