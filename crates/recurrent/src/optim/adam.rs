@@ -72,6 +72,7 @@ impl Default for AdamConfig {
 /// v̂ ← max(v̂, v) (amsgrad) or v
 /// p ← p − lr / (1 − β1ᵗ) · m / (√v̂ / √(1 − β2ᵗ) + eps)
 /// ```
+#[derive(Debug)]
 pub struct Adam {
     params: Vec<Tensor>,
     cfg: AdamConfig,

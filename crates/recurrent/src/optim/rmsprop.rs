@@ -44,6 +44,7 @@ impl Default for RmsPropConfig {
 /// b ← momentum · b + g / a;  p ← p − lr · b      (momentum > 0)
 /// p ← p − lr · g / a                              (otherwise)
 /// ```
+#[derive(Debug)]
 pub struct RmsProp {
     params: Vec<Tensor>,
     cfg: RmsPropConfig,

@@ -42,6 +42,7 @@ impl Default for SgdConfig {
 /// g ← g + momentum · b (nesterov) or b (momentum > 0)
 /// p ← p − lr · g
 /// ```
+#[derive(Debug)]
 pub struct Sgd {
     params: Vec<Tensor>,
     cfg: SgdConfig,
