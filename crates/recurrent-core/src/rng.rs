@@ -138,6 +138,17 @@ pub fn manual_seed(seed: u64) {
     *global().lock() = Generator::new(seed);
 }
 
+/// The process-wide generator's state (for checkpoints: restoring it makes dropout masks
+/// continue exactly where they were).
+pub fn global_state() -> [u64; 4] {
+    global().lock().state()
+}
+
+/// Restore the process-wide generator from [`global_state`].
+pub fn set_global_state(s: [u64; 4]) {
+    *global().lock() = Generator::from_state(s);
+}
+
 /// Run `f` with the process-wide default generator locked.
 pub fn with_global<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
     f(&mut global().lock())

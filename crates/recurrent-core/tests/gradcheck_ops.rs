@@ -7,7 +7,8 @@
 use recurrent_core::backend::cpu::scan::{RnnDims, Steps};
 use recurrent_core::ops::rnn::{rnn_layer, DirectionParams, RnnMode};
 use recurrent_core::{
-    ClassTarget, CrossEntropyOptions, EmbeddingOptions, Generator, Reduction, Result, Tensor,
+    ClassTarget, CrossEntropyOptions, EmbeddingOptions, Generator, PoolMode, Reduction, Result,
+    Tensor,
 };
 
 /// Compare autograd's gradient of `sum(f(inputs) ⊙ w)` for a fixed random `w` with central
@@ -137,6 +138,18 @@ fn shapes_products_and_lookups() {
     });
     n += gradcheck("mul_mask", &[rand(&[5], 12)], &|t| {
         t[0].mul_mask(&[0.0, 2.0, 2.0, 0.0, 2.0])
+    });
+    // Packed pooling; values chosen so no maximum is within a finite-difference step of another.
+    let packed = Tensor::from_vec(
+        vec![
+            0.1, 0.9, 0.5, -0.3, 0.7, 0.2, -0.8, 0.4, 0.3, -0.6, 0.95, 0.15,
+        ],
+        &[6, 2],
+    )
+    .unwrap();
+    n += gradcheck("packed pool", &[packed], &|t| {
+        t[0].packed_pool(&[3, 2, 1], PoolMode::Max)?
+            .add(&t[0].packed_pool(&[3, 2, 1], PoolMode::Mean)?)
     });
     eprintln!("shape/product elements checked: {n}");
 }

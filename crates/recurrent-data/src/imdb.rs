@@ -484,6 +484,57 @@ pub fn read_folder(root: &Path, opts: &ReadOptions) -> Result<Imdb> {
     col.finish(&source, opts)
 }
 
+/// Read one labelled folder holding `pos/` and `neg/` (such as `aclImdb/test`): the reviews
+/// with the same checks as the full reader, positives first.
+pub fn read_labelled_folder(dir: &Path, opts: &ReadOptions) -> Result<Vec<Review>> {
+    let mut col = Collector::default();
+    for (label, folder) in [("pos", Folder::TestPos), ("neg", Folder::TestNeg)] {
+        let sub = dir.join(label);
+        let rd = std::fs::read_dir(&sub).map_err(|e| DataError::io(&sub, e))?;
+        for ent in rd {
+            let ent = ent.map_err(|e| DataError::io(&sub, e))?;
+            let full = ent.path();
+            let bad = |reason: String| DataError::Layout {
+                path: full.display().to_string(),
+                reason,
+            };
+            let name = ent
+                .file_name()
+                .to_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad("file names must be UTF-8".into()))?;
+            let meta = std::fs::symlink_metadata(&full).map_err(|e| DataError::io(&full, e))?;
+            if !meta.is_file() {
+                return Err(bad("only review files are allowed here".into()));
+            }
+            match classify(&format!("test/{label}/{name}")).map_err(&bad)? {
+                Member::Review { id, rating, .. } => {
+                    if meta.len() > opts.max_file_bytes {
+                        return Err(bad(format!(
+                            "{} bytes is above the limit of {} per review",
+                            meta.len(),
+                            opts.max_file_bytes
+                        )));
+                    }
+                    let bytes = std::fs::read(&full).map_err(|e| DataError::io(&full, e))?;
+                    col.add(&full.display().to_string(), folder, id, rating, bytes)?;
+                }
+                _ => return Err(bad("not a review file".into())),
+            }
+        }
+    }
+    let imdb = col.finish(
+        &dir.display().to_string(),
+        &ReadOptions {
+            train: false,
+            test: true,
+            include_unsup: false,
+            ..*opts
+        },
+    )?;
+    Ok(imdb.test)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

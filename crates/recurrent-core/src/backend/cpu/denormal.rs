@@ -65,6 +65,21 @@ pub fn set_flush_denormals(on: bool) {
     rayon::broadcast(|_| apply_here());
 }
 
+/// Build rayon's global pool with `num_threads` threads (all cores when `None`), each
+/// flushing denormals as configured. Call it before any computation; it fails if the pool
+/// already exists (it can be built once per process).
+pub fn init_thread_pool(num_threads: Option<usize>) -> Result<(), String> {
+    let mut b = rayon::ThreadPoolBuilder::new().start_handler(|_| apply_here());
+    if let Some(n) = num_threads {
+        b = b.num_threads(n);
+    }
+    b.build_global()
+        .map_err(|e| format!("the thread pool was already started: {e}"))?;
+    POOL_INIT.call_once(|| {});
+    apply_here();
+    Ok(())
+}
+
 /// Apply the current mode on every thread of the rayon pool this is called from (or the
 /// global pool when called from outside any pool).
 pub fn apply_to_current_pool() {

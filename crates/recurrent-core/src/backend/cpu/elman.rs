@@ -37,7 +37,7 @@ pub struct ElmanSaved<T> {
 #[inline]
 pub fn elman_cell_forward<T: Float>(a: &mut [T], act: Nonlinearity) {
     match act {
-        Nonlinearity::Tanh => a.iter_mut().for_each(|v| *v = v.tanh_()),
+        Nonlinearity::Tanh => T::tanh_slice(a),
         Nonlinearity::Relu => a.iter_mut().for_each(|v| *v = v.max(T::zero())),
     }
 }

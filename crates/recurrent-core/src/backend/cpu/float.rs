@@ -48,6 +48,18 @@ pub trait Float:
     fn tanh_(self) -> Self {
         self.tanh()
     }
+
+    /// `sigmoid` over a slice, in place (vectorised for `f32`).
+    #[inline]
+    fn sigmoid_slice(x: &mut [Self]) {
+        x.iter_mut().for_each(|v| *v = v.sigmoid());
+    }
+
+    /// `tanh` over a slice, in place (vectorised for `f32`).
+    #[inline]
+    fn tanh_slice(x: &mut [Self]) {
+        x.iter_mut().for_each(|v| *v = v.tanh_());
+    }
 }
 
 impl Float for f32 {
@@ -67,6 +79,22 @@ impl Float for f32 {
         par: Parallelism,
     ) {
         super::gemm::faer_matmul(dst, a, b, accumulate, par)
+    }
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        super::activation::sigmoid_f32(self)
+    }
+    #[inline(always)]
+    fn tanh_(self) -> Self {
+        super::activation::tanh_f32(self)
+    }
+    #[inline]
+    fn sigmoid_slice(x: &mut [Self]) {
+        super::activation::sigmoid_slice(x)
+    }
+    #[inline]
+    fn tanh_slice(x: &mut [Self]) {
+        super::activation::tanh_slice(x)
     }
 }
 

@@ -37,16 +37,19 @@ pub struct GruSaved<T> {
 pub fn gru_cell_forward<T: Float>(gx: &mut [T], gh: &[T], h: &mut [T]) {
     let hs = h.len();
     let one = T::one();
-    let (xr, rest) = gx.split_at_mut(hs);
-    let (xz, xn) = rest.split_at_mut(hs);
-    let (hr, rest) = gh.split_at(hs);
-    let (hz, hn) = rest.split_at(hs);
+    let (xrz, xn) = gx.split_at_mut(2 * hs);
+    let (hrz, hn) = gh.split_at(2 * hs);
+    for (a, &b) in xrz.iter_mut().zip(hrz) {
+        *a += b;
+    }
+    T::sigmoid_slice(xrz); // r, z
+    let (r, z) = xrz.split_at(hs);
     for j in 0..hs {
-        let r = (xr[j] + hr[j]).sigmoid();
-        let z = (xz[j] + hz[j]).sigmoid();
-        let n = (xn[j] + r * hn[j]).tanh_();
-        h[j] = (one - z) * n + z * h[j];
-        (xr[j], xz[j], xn[j]) = (r, z, n);
+        xn[j] += r[j] * hn[j];
+    }
+    T::tanh_slice(xn); // n
+    for j in 0..hs {
+        h[j] = (one - z[j]) * xn[j] + z[j] * h[j];
     }
 }
 

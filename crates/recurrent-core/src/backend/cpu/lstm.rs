@@ -43,26 +43,28 @@ pub struct LstmSaved<T> {
 #[inline]
 pub fn lstm_cell_forward<T: Float>(gates: &mut [T], c: &mut [T], m: &mut [T]) {
     let h = c.len();
-    let (gi, rest) = gates.split_at_mut(h);
-    let (gf, rest) = rest.split_at_mut(h);
+    let (if_, rest) = gates.split_at_mut(2 * h);
     let (gg, go) = rest.split_at_mut(h);
+    T::sigmoid_slice(if_);
+    T::tanh_slice(gg);
+    T::sigmoid_slice(go);
+    let (gi, gf) = if_.split_at(h);
     for j in 0..h {
-        let i = gi[j].sigmoid();
-        let f = gf[j].sigmoid();
-        let g = gg[j].tanh_();
-        let o = go[j].sigmoid();
-        let c_new = f * c[j] + i * g;
-        c[j] = c_new;
-        m[j] = o * c_new.tanh_();
-        (gi[j], gf[j], gg[j], go[j]) = (i, f, g, o);
+        c[j] = gf[j] * c[j] + gi[j] * gg[j];
+        m[j] = c[j];
+    }
+    T::tanh_slice(m);
+    for j in 0..h {
+        m[j] *= go[j];
     }
 }
 
 /// Backward of one LSTM step for one sequence.
 ///
 /// In: the gate activations `gates: [4H]`, `c_t: [H]` (after the step), `c_prev: [H]`
-/// (before it), `dm = ∂L/∂m: [H]`, and `dc = ∂L/∂c_t: [H]` arriving from the next step.
-/// Out: `gates` ← `∂L/∂` of the four pre-activations, `dc` ← `∂L/∂c_prev`.
+/// (before it), `dm = ∂L/∂m: [H]`, and `dc = ∂L/∂c_t: [H]` arriving from the next step;
+/// `tc: [H]` is scratch. Out: `gates` ← `∂L/∂` of the four pre-activations,
+/// `dc` ← `∂L/∂c_prev`.
 #[inline]
 pub fn lstm_cell_backward<T: Float>(
     gates: &mut [T],
@@ -70,18 +72,20 @@ pub fn lstm_cell_backward<T: Float>(
     c_prev: &[T],
     dm: &[T],
     dc: &mut [T],
+    tc: &mut [T],
 ) {
     let h = c_t.len();
     let one = T::one();
+    tc.copy_from_slice(c_t);
+    T::tanh_slice(tc);
     let (gi, rest) = gates.split_at_mut(h);
     let (gf, rest) = rest.split_at_mut(h);
     let (gg, go) = rest.split_at_mut(h);
     for j in 0..h {
         let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
-        let tc = c_t[j].tanh_();
         // m = o ⊙ tanh(c_t):  ∂m/∂o = tanh(c_t),  ∂m/∂c_t = o ⊙ (1 − tanh²(c_t))
-        let dct = dc[j] + dm[j] * o * (one - tc * tc);
-        let d_o = dm[j] * tc;
+        let dct = dc[j] + dm[j] * o * (one - tc[j] * tc[j]);
+        let d_o = dm[j] * tc[j];
         // c_t = f ⊙ c_prev + i ⊙ g
         let di = dct * g;
         let df = dct * c_prev[j];
@@ -296,6 +300,7 @@ pub fn lstm_backward_time<T: Float>(
                 Vec::new()
             };
             let dm_b = RowBlock::new(&mut dm_scratch, h);
+            let mut tc = vec![T::zero(); h];
             for t in steps.order(reverse).rev() {
                 let top = hi.min(steps.batch_size(t));
                 if top <= lo {
@@ -339,6 +344,7 @@ pub fn lstm_backward_time<T: Float>(
                             c_prev,
                             dm,
                             dc_b.row_mut(lo + i),
+                            &mut tc,
                         );
                     }
                     // ∂L/∂h_{t-1} = ∂L/∂gates · W_hh

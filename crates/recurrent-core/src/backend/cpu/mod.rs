@@ -2,6 +2,7 @@
 //! checks need it. Parallelism through rayon; matrix products through [`gemm`]; denormals
 //! flushed to zero on entry to every kernel ([`denormal`]).
 
+pub mod activation;
 pub mod denormal;
 pub mod elman;
 pub mod float;

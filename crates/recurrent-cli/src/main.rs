@@ -1,0 +1,419 @@
+//! `recurrent`: train, evaluate and use recurrent models from the command line.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use recurrent_cli::datapath;
+use recurrent_cli::sentiment::config::{
+    CellKind, OptimizerKind, Pool, ScheduleKind, SentimentConfig, Truncate,
+};
+use recurrent_cli::sentiment::train::{train, TrainOptions, INTERRUPTED};
+use recurrent_cli::sentiment::{self, EvalSource};
+use recurrent_data::download::DownloadSpec;
+use recurrent_data::tokenizer::Tokenizer;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+#[derive(Parser)]
+#[command(
+    name = "recurrent",
+    version,
+    about = "Recurrent neural networks (RNN, LSTM, GRU) with PyTorch's semantics, fast on the CPU"
+)]
+struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true, env = "RECURRENT_THREADS")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train an IMDB sentiment classifier (the course's lab).
+    Train(Box<TrainArgs>),
+    /// Evaluate a trained model: accuracy, precision, recall, F1, confusion matrix.
+    Eval(EvalArgs),
+    /// Classify texts with a trained model.
+    Predict(PredictArgs),
+    /// Download or inspect datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Preset {
+    /// The tuned default (bidirectional LSTM, max pooling).
+    Default,
+    /// The course's architecture: embedding -> 2-layer LSTM -> linear on the last hidden state.
+    Course,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Run directory (model, vocabulary, metrics, plots, checkpoints).
+    #[arg(long, default_value = "runs/imdb")]
+    out: PathBuf,
+    /// Continue the interrupted run in this directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// The IMDB corpus: aclImdb_v1.tar.gz, an extracted aclImdb/ folder, or a folder holding one.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Never download the corpus.
+    #[arg(long)]
+    no_download: bool,
+    /// A TOML file of settings (the keys are the long flag names with '_' for '-').
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Start from a preset, before the config file and flags.
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
+    /// Train on at most N reviews (quick experiments).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Skip steps whose loss or gradient is not finite (default: stop with an error).
+    #[arg(long)]
+    skip_nonfinite: bool,
+    /// No progress bars or logs (errors and per-epoch lines still print).
+    #[arg(long)]
+    quiet: bool,
+    /// Stop as if interrupted after N steps (for testing resume).
+    #[arg(long, hide = true)]
+    stop_after_steps: Option<u64>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// Every setting of [`SentimentConfig`] as an optional flag.
+#[derive(Args, Default)]
+struct Settings {
+    /// Tokenizer: basic_english or char.
+    #[arg(long)]
+    tokenizer: Option<String>,
+    /// Vocabulary size (not counting <unk> and <pad>).
+    #[arg(long)]
+    max_vocab: Option<usize>,
+    /// Minimum token count for the vocabulary.
+    #[arg(long)]
+    min_freq: Option<usize>,
+    /// Tokens kept per review.
+    #[arg(long)]
+    max_len: Option<usize>,
+    /// Keep the head or the tail of long reviews.
+    #[arg(long, value_enum)]
+    truncate: Option<Truncate>,
+    /// Validation fraction held out from train.
+    #[arg(long)]
+    val_fraction: Option<f64>,
+    /// Recurrent cell.
+    #[arg(long, value_enum)]
+    cell: Option<CellKind>,
+    /// Embedding size.
+    #[arg(long)]
+    embedding_dim: Option<usize>,
+    /// Hidden size.
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Recurrent layers.
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Bidirectional recurrence (true/false).
+    #[arg(long)]
+    bidirectional: Option<bool>,
+    /// Dropout between recurrent layers.
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// Dropout on embeddings.
+    #[arg(long)]
+    embed_dropout: Option<f64>,
+    /// Dropout before the output layer.
+    #[arg(long)]
+    fc_dropout: Option<f64>,
+    /// Pooling over time.
+    #[arg(long, value_enum)]
+    pool: Option<Pool>,
+    /// Maximum epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Optimiser.
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerKind>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Weight decay.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Gradient norm clipping (0 disables).
+    #[arg(long)]
+    clip_grad_norm: Option<f64>,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleKind>,
+    /// Warm-up steps.
+    #[arg(long)]
+    warmup_steps: Option<usize>,
+    /// Early-stopping patience in epochs (0 disables).
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl Settings {
+    fn any(&self) -> bool {
+        let s = self;
+        s.tokenizer.is_some()
+            || s.max_vocab.is_some()
+            || s.min_freq.is_some()
+            || s.max_len.is_some()
+            || s.truncate.is_some()
+            || s.val_fraction.is_some()
+            || s.cell.is_some()
+            || s.embedding_dim.is_some()
+            || s.hidden.is_some()
+            || s.layers.is_some()
+            || s.bidirectional.is_some()
+            || s.dropout.is_some()
+            || s.embed_dropout.is_some()
+            || s.fc_dropout.is_some()
+            || s.pool.is_some()
+            || s.batch_size.is_some()
+            || s.optimizer.is_some()
+            || s.lr.is_some()
+            || s.weight_decay.is_some()
+            || s.clip_grad_norm.is_some()
+            || s.schedule.is_some()
+            || s.warmup_steps.is_some()
+            || s.patience.is_some()
+            || s.seed.is_some()
+    }
+
+    fn apply(&self, c: &mut SentimentConfig) -> Result<()> {
+        if let Some(t) = &self.tokenizer {
+            c.tokenizer = Tokenizer::parse(t)
+                .with_context(|| format!("unknown tokenizer {t:?} (basic_english or char)"))?;
+        }
+        macro_rules! set {
+            ($($f:ident => $g:ident),*) => {$( if let Some(v) = self.$f.clone() { c.$g = v; } )*};
+        }
+        set!(max_vocab => max_vocab, min_freq => min_freq, max_len => max_len, truncate => truncate,
+             val_fraction => val_fraction, cell => cell, embedding_dim => embedding_dim, hidden => hidden_size,
+             layers => num_layers, bidirectional => bidirectional, dropout => dropout, embed_dropout => embed_dropout,
+             fc_dropout => fc_dropout, pool => pool, epochs => epochs, batch_size => batch_size, optimizer => optimizer,
+             lr => lr, weight_decay => weight_decay, clip_grad_norm => clip_grad_norm, schedule => schedule,
+             warmup_steps => warmup_steps, patience => patience, seed => seed);
+        c.validate()
+    }
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// The model directory (written by `train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The IMDB corpus (its test split is used).
+    #[arg(long, conflicts_with_all = ["folder", "tsv"])]
+    data: Option<PathBuf>,
+    /// A labelled folder in the aclImdb layout (a corpus root, or one folder with pos/ and neg/).
+    #[arg(long, conflicts_with = "tsv")]
+    folder: Option<PathBuf>,
+    /// A TSV file of `label<TAB>text` lines.
+    #[arg(long)]
+    tsv: Option<PathBuf>,
+    /// Evaluate on at most N examples (balanced).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Never download the corpus.
+    #[arg(long)]
+    no_download: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// The model directory (written by `train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Texts to classify; without any, one text per line is read from standard input.
+    texts: Vec<String>,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Download a dataset into the cache directory (resumable, checksum-verified).
+    Download(DownloadArgs),
+    /// Show where the IMDB corpus is found and what it holds.
+    Info {
+        /// The IMDB corpus location to check.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct DownloadArgs {
+    /// The dataset: imdb.
+    dataset: String,
+    /// Target directory (default: the cache directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Download from a mirror instead of Stanford (give its --sha256 too).
+    #[arg(long, requires = "sha256")]
+    url: Option<String>,
+    /// The mirror file's SHA-256.
+    #[arg(long, requires = "url")]
+    sha256: Option<String>,
+}
+
+fn run_train(args: TrainArgs) -> Result<ExitCode> {
+    let resume = args.resume.is_some();
+    let mut cfg = match args.preset {
+        Some(Preset::Course) => SentimentConfig::course(),
+        _ => SentimentConfig::default(),
+    };
+    if resume && (args.settings.any() || args.config.is_some() || args.preset.is_some()) {
+        bail!("a resumed run keeps its own settings (only --epochs may change); start a new run to change them");
+    }
+    if let Some(p) = &args.config {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        cfg = SentimentConfig::from_toml(&text, &cfg)
+            .with_context(|| format!("in {}", p.display()))?;
+    }
+    args.settings.apply(&mut cfg)?;
+    let opts = TrainOptions {
+        out: args.resume.clone().unwrap_or(args.out.clone()),
+        data: args.data.clone(),
+        resume,
+        allow_download: !args.no_download,
+        limit: args.limit,
+        epochs_override: if resume { args.settings.epochs } else { None },
+        stop_after_steps: args.stop_after_steps,
+        skip_nonfinite: args.skip_nonfinite,
+        quiet: args.quiet,
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    };
+    let s = train(cfg, &opts)?;
+    if s.interrupted {
+        return Ok(ExitCode::from(130));
+    }
+    eprintln!(
+        "Done in {:.0} s: best validation accuracy {:.4} (epoch {}). The model is in {}.\n\
+         Evaluate it on the test split: recurrent eval --model {}",
+        s.seconds,
+        s.best_val_acc,
+        s.best_epoch,
+        opts.out.display(),
+        opts.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    recurrent::init_thread_pool(cli.threads).map_err(anyhow::Error::msg)?;
+    ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("\nInterrupted again: exiting without saving.");
+            std::process::exit(130);
+        }
+        eprintln!("\nInterrupt: saving a checkpoint at the next batch boundary (Ctrl-C again to quit now).");
+    })
+    .context("installing the Ctrl-C handler")?;
+    match cli.command {
+        Command::Train(a) => run_train(*a),
+        Command::Eval(a) => {
+            let source = match (a.folder, a.tsv) {
+                (Some(f), _) => EvalSource::Folder(f),
+                (_, Some(t)) => EvalSource::Tsv(t),
+                _ => EvalSource::Corpus(a.data),
+            };
+            let c = sentiment::evaluate(&a.model, &source, !a.no_download, a.limit)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&c.to_json())?);
+            } else {
+                println!("{c}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Predict(a) => {
+            let texts = if a.texts.is_empty() {
+                if std::io::stdin().is_terminal() {
+                    eprintln!("Reading texts from standard input, one per line (Ctrl-D to end).");
+                }
+                sentiment::read_lines(std::io::stdin().lock())?
+            } else {
+                a.texts
+            };
+            for p in sentiment::predict(&a.model, &texts)? {
+                if a.json {
+                    println!("{}", serde_json::to_string(&p)?);
+                } else {
+                    let preview: String = p.text.chars().take(60).collect();
+                    let more = if p.text.chars().count() > 60 {
+                        "..."
+                    } else {
+                        ""
+                    };
+                    println!("{}\t{:.4}\t{preview}{more}", p.label, p.probability);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Data(DataCommand::Download(a)) => {
+            if a.dataset != "imdb" {
+                bail!("unknown dataset {:?} (available: imdb)", a.dataset);
+            }
+            let mut spec = recurrent_data::download::imdb();
+            if let (Some(url), Some(sha)) = (a.url, a.sha256) {
+                spec = DownloadSpec {
+                    url,
+                    sha256: sha.to_ascii_lowercase(),
+                    md5: None,
+                    size: None,
+                    ..spec
+                };
+            }
+            let dir = a.dir.unwrap_or_else(datapath::cache_dir);
+            let p = datapath::download_with_bar(&spec, &dir)?;
+            let c = recurrent_data::imdb::read(&p, &Default::default())?.counts();
+            println!("{}: {c}", p.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Data(DataCommand::Info { data }) => {
+            let p = datapath::find_imdb(data.as_deref(), false)?;
+            let c = recurrent_data::imdb::read(
+                &p,
+                &recurrent_data::imdb::ReadOptions {
+                    include_unsup: true,
+                    ..Default::default()
+                },
+            )?
+            .counts();
+            println!("{}: {c}", p.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! PNG line plots (plotters, with an embedded DejaVu Sans font so that they render on machines
+//! without fonts installed).
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: Once = Once::new();
+
+fn ensure_font() {
+    FONT.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    });
+}
+
+/// One line of a panel.
+pub struct Series<'a> {
+    /// Legend label.
+    pub label: &'a str,
+    /// `(x, y)` points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A panel: a title, axis labels and lines.
+pub struct Panel<'a> {
+    /// Title above the panel.
+    pub title: &'a str,
+    /// X axis label.
+    pub x_label: &'a str,
+    /// Y axis label.
+    pub y_label: &'a str,
+    /// The lines.
+    pub series: Vec<Series<'a>>,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn bounds(panel: &Panel<'_>) -> ((f64, f64), (f64, f64)) {
+    let pts = panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|p| p.0.is_finite() && p.1.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        let y = if panel.log_y { y.max(1e-12) } else { y };
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        return ((0.0, 1.0), (0.0, 1.0));
+    }
+    if x1 - x0 < 1e-9 {
+        x1 = x0 + 1.0;
+    }
+    if panel.log_y {
+        let (a, b) = (y0.max(1e-12), y1.max(y0.max(1e-12) * 10.0));
+        return ((x0, x1), (a, b));
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    ((x0, x1), (y0 - pad, y1 + pad))
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    panel: &Panel<'_>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let ((x0, x1), (y0, y1)) = bounds(panel);
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing plot: {e:?}");
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(panel.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(64);
+    macro_rules! body {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(panel.x_label)
+                .y_desc(panel.y_label)
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(err)?;
+            for (i, s) in panel.series.iter().enumerate() {
+                let c = COLORS[i % COLORS.len()];
+                let pts: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| p.0.is_finite() && p.1.is_finite())
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                    .map_err(err)?
+                    .label(s.label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(err)?;
+        }};
+    }
+    if panel.log_y {
+        body!(builder
+            .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+            .map_err(err)?);
+    } else {
+        body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
+    }
+    Ok(())
+}
+
+/// Draw panels side by side into a PNG file (written atomically).
+pub fn save_png(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
+    ensure_font();
+    let (w, h) = (560 * panels.len().max(1) as u32, 420u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (a, p) in areas.iter().zip(panels) {
+            draw_panel(a, p)?;
+        }
+        root.present().map_err(|e| anyhow!("{e:?}"))?;
+    }
+    let mut png = Vec::new();
+    encode_png(&buf, w, h, &mut png)?;
+    recurrent::io::write_atomic(path, &png)?;
+    Ok(())
+}
+
+/// A small PNG encoder (RGB8, filter 0, zlib through flate2).
+fn encode_png(rgb: &[u8], w: u32, h: u32, out: &mut Vec<u8>) -> Result<()> {
+    use std::io::Write;
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut c = kind.to_vec();
+        c.extend_from_slice(data);
+        out.extend_from_slice(&c);
+        out.extend_from_slice(&crc32(&c).to_be_bytes());
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    for row in rgb.chunks_exact((w * 3) as usize) {
+        z.write_all(&[0])?;
+        z.write_all(row)?;
+    }
+    let z = z.finish()?;
+    out.extend_from_slice(b"\x89PNG\r\n\x1a\n");
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(out, b"IHDR", &ihdr);
+    chunk(out, b"IDAT", &z);
+    chunk(out, b"IEND", &[]);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.png");
+        let panel = Panel {
+            title: "loss",
+            x_label: "epoch",
+            y_label: "value",
+            series: vec![Series {
+                label: "train",
+                points: vec![(1.0, 0.7), (2.0, 0.4), (3.0, 0.3)],
+            }],
+            log_y: false,
+        };
+        save_png(&p, &[panel]).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        assert!(bytes.len() > 1000);
+    }
+}

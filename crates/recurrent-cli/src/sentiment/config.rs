@@ -1,0 +1,264 @@
+//! The IMDB lab's configuration: data, model and training settings, settable from a TOML
+//! file and overridden by flags. Unknown keys are errors.
+
+use anyhow::{bail, Result};
+use recurrent_data::tokenizer::Tokenizer;
+use serde::{Deserialize, Serialize};
+
+/// The recurrent cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum CellKind {
+    /// Long short-term memory.
+    Lstm,
+    /// Gated recurrent unit.
+    Gru,
+    /// Elman RNN with tanh.
+    Rnn,
+}
+
+/// How the recurrent outputs become one feature vector per review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Pool {
+    /// The final hidden state (both directions' when bidirectional).
+    Last,
+    /// The elementwise maximum over time.
+    Max,
+    /// The mean over time.
+    Mean,
+}
+
+/// The optimiser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// AdamW (decoupled weight decay).
+    Adamw,
+    /// Adam (L2 weight decay).
+    Adam,
+    /// SGD with momentum 0.9.
+    Sgd,
+    /// RMSprop.
+    Rmsprop,
+}
+
+/// The learning-rate schedule (applied per step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// A fixed rate.
+    Constant,
+    /// Cosine decay to 1% of the rate over the run.
+    Cosine,
+    /// Linear warm-up over `warmup_steps`, then cosine decay.
+    WarmupCosine,
+}
+
+/// Which end of a long review to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Truncate {
+    /// The first `max_len` tokens.
+    Head,
+    /// The last `max_len` tokens.
+    Tail,
+}
+
+/// Everything that defines a sentiment run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SentimentConfig {
+    /// Tokenizer (`basic_english` or `char`).
+    pub tokenizer: Tokenizer,
+    /// Vocabulary size, not counting `<unk>` and `<pad>`.
+    pub max_vocab: usize,
+    /// Minimum count of a token to enter the vocabulary.
+    pub min_freq: usize,
+    /// Tokens kept per review.
+    pub max_len: usize,
+    /// Which end of a long review to keep.
+    pub truncate: Truncate,
+    /// Fraction of the training split held out for validation.
+    pub val_fraction: f64,
+    /// Recurrent cell.
+    pub cell: CellKind,
+    /// Embedding size.
+    pub embedding_dim: usize,
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Stacked recurrent layers.
+    pub num_layers: usize,
+    /// Bidirectional recurrence.
+    pub bidirectional: bool,
+    /// Dropout between recurrent layers.
+    pub dropout: f64,
+    /// Dropout on the embeddings.
+    pub embed_dropout: f64,
+    /// Dropout before the output layer.
+    pub fc_dropout: f64,
+    /// Pooling of the recurrent outputs.
+    pub pool: Pool,
+    /// Epochs (an upper bound with early stopping).
+    pub epochs: usize,
+    /// Reviews per batch.
+    pub batch_size: usize,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Clip the gradient norm to this (0 disables).
+    pub clip_grad_norm: f64,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleKind,
+    /// Warm-up steps of `warmup_cosine`.
+    pub warmup_steps: usize,
+    /// Stop after this many epochs without a better validation accuracy (0 disables).
+    pub patience: usize,
+    /// Seed of initialisation, split, shuffling and dropout.
+    pub seed: u64,
+}
+
+impl Default for SentimentConfig {
+    fn default() -> Self {
+        SentimentConfig {
+            tokenizer: Tokenizer::BasicEnglish,
+            max_vocab: 20_000,
+            min_freq: 1,
+            max_len: 400,
+            truncate: Truncate::Head,
+            val_fraction: 0.1,
+            cell: CellKind::Lstm,
+            embedding_dim: 128,
+            hidden_size: 128,
+            num_layers: 1,
+            bidirectional: true,
+            dropout: 0.0,
+            embed_dropout: 0.3,
+            fc_dropout: 0.3,
+            pool: Pool::Max,
+            epochs: 6,
+            batch_size: 64,
+            optimizer: OptimizerKind::Adamw,
+            lr: 2e-3,
+            weight_decay: 0.01,
+            clip_grad_norm: 1.0,
+            schedule: ScheduleKind::WarmupCosine,
+            warmup_steps: 200,
+            patience: 2,
+            seed: 1,
+        }
+    }
+}
+
+impl SentimentConfig {
+    /// The course's architecture: embedding -> 2-layer LSTM -> linear on the last hidden
+    /// state.
+    pub fn course() -> Self {
+        SentimentConfig {
+            embedding_dim: 100,
+            hidden_size: 256,
+            num_layers: 2,
+            bidirectional: false,
+            dropout: 0.5,
+            embed_dropout: 0.5,
+            fc_dropout: 0.5,
+            pool: Pool::Last,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            optimizer: OptimizerKind::Adam,
+            ..SentimentConfig::default()
+        }
+    }
+
+    /// Parse TOML (unknown keys are errors) on top of `base`.
+    pub fn from_toml(text: &str, base: &SentimentConfig) -> Result<SentimentConfig> {
+        let overrides: toml::Table = toml::from_str(text)?;
+        let mut merged = toml::Table::try_from(base)?;
+        for (k, v) in overrides {
+            if !merged.contains_key(&k) {
+                bail!(
+                    "unknown config key {k:?} (known keys: {})",
+                    merged.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            merged.insert(k, v);
+        }
+        let cfg: SentimentConfig = merged.try_into()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check the values.
+    pub fn validate(&self) -> Result<()> {
+        let pos = |name: &str, v: usize| -> Result<()> {
+            if v == 0 {
+                bail!("{name} must be at least 1");
+            }
+            Ok(())
+        };
+        pos("max_vocab", self.max_vocab)?;
+        pos("max_len", self.max_len)?;
+        pos("embedding_dim", self.embedding_dim)?;
+        pos("hidden_size", self.hidden_size)?;
+        pos("num_layers", self.num_layers)?;
+        pos("epochs", self.epochs)?;
+        pos("batch_size", self.batch_size)?;
+        for (name, p) in [
+            ("dropout", self.dropout),
+            ("embed_dropout", self.embed_dropout),
+            ("fc_dropout", self.fc_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                bail!("{name} must be in [0, 1), got {p}");
+            }
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            bail!("val_fraction must be in [0, 1), got {}", self.val_fraction);
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            bail!("lr must be positive, got {}", self.lr);
+        }
+        if self.weight_decay < 0.0 || self.clip_grad_norm < 0.0 {
+            bail!("weight_decay and clip_grad_norm must not be negative");
+        }
+        Ok(())
+    }
+
+    /// Features per review after pooling.
+    pub fn feature_size(&self) -> usize {
+        self.hidden_size * if self.bidirectional { 2 } else { 1 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_and_rejects_unknown_keys() {
+        let c = SentimentConfig::from_toml(
+            "cell = \"gru\"\nhidden_size = 64\n",
+            &SentimentConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.cell, c.hidden_size, c.max_vocab),
+            (CellKind::Gru, 64, 20_000)
+        );
+        let e = SentimentConfig::from_toml("hiden_size = 64", &SentimentConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown config key \"hiden_size\""), "{e}");
+        assert!(
+            SentimentConfig::from_toml("hidden_size = \"big\"", &SentimentConfig::default())
+                .is_err()
+        );
+        assert!(SentimentConfig::from_toml("dropout = 1.5", &SentimentConfig::default()).is_err());
+        assert!(
+            SentimentConfig::from_toml("pool = \"median\"", &SentimentConfig::default()).is_err()
+        );
+    }
+}

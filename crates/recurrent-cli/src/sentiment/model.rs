@@ -1,0 +1,163 @@
+//! The sentiment model: Embedding → stacked RNN (LSTM, GRU or Elman) on packed sequences →
+//! pooling → Linear → one logit. Parameter names are PyTorch's (`embedding.weight`,
+//! `rnn.weight_ih_l0`, ..., `fc.weight`, `fc.bias`), so `scripts/torch_model.py` loads a model
+//! directory into the same model in PyTorch.
+
+use super::config::{CellKind, Pool, SentimentConfig};
+use recurrent::nn::{
+    visit_child, Embedding, EmbeddingConfig, Gru, GruConfig, Linear, LinearConfig, Lstm,
+    LstmConfig, Module, PackedSequence, Rnn, RnnConfig,
+};
+use recurrent::rng::with_global;
+use recurrent::{Generator, PoolMode, Result, Tensor};
+use recurrent_data::batch::Batch;
+
+/// The recurrent part.
+#[derive(Clone, Debug)]
+pub enum Recurrent {
+    /// An LSTM.
+    Lstm(Lstm),
+    /// A GRU.
+    Gru(Gru),
+    /// An Elman RNN.
+    Rnn(Rnn),
+}
+
+impl Recurrent {
+    fn module(&self) -> &dyn Module {
+        match self {
+            Recurrent::Lstm(m) => m,
+            Recurrent::Gru(m) => m,
+            Recurrent::Rnn(m) => m,
+        }
+    }
+
+    fn module_mut(&mut self) -> &mut dyn Module {
+        match self {
+            Recurrent::Lstm(m) => m,
+            Recurrent::Gru(m) => m,
+            Recurrent::Rnn(m) => m,
+        }
+    }
+
+    /// Run on a packed batch: the packed output and `h_n: [L*D, B, H]`.
+    pub fn forward_packed(&self, x: &PackedSequence) -> Result<(PackedSequence, Tensor)> {
+        match self {
+            Recurrent::Lstm(m) => m.forward_packed(x, None).map(|(o, (h, _))| (o, h)),
+            Recurrent::Gru(m) => m.forward_packed(x, None),
+            Recurrent::Rnn(m) => m.forward_packed(x, None),
+        }
+    }
+}
+
+/// Embedding → RNN → pooling → Linear.
+#[derive(Clone, Debug)]
+pub struct SentimentModel {
+    /// `[vocab, embedding_dim]`, padding row 1.
+    pub embedding: Embedding,
+    /// The recurrent layers.
+    pub rnn: Recurrent,
+    /// `[1, features]`.
+    pub fc: Linear,
+    cfg: SentimentConfig,
+    training: bool,
+}
+
+impl SentimentModel {
+    /// A freshly initialised model for a vocabulary of `vocab_size` entries (`<pad>` at 1).
+    pub fn new(
+        cfg: &SentimentConfig,
+        vocab_size: usize,
+        rng: &mut Generator,
+    ) -> Result<SentimentModel> {
+        let (e, h) = (cfg.embedding_dim, cfg.hidden_size);
+        let embedding = EmbeddingConfig::new(vocab_size, e)
+            .with_padding_idx(1)
+            .init_with(rng)?;
+        let rnn = match cfg.cell {
+            CellKind::Lstm => Recurrent::Lstm(
+                LstmConfig::new(e, h)
+                    .with_num_layers(cfg.num_layers)
+                    .with_bidirectional(cfg.bidirectional)
+                    .with_dropout(cfg.dropout)
+                    .init_with(rng)?,
+            ),
+            CellKind::Gru => Recurrent::Gru(
+                GruConfig::new(e, h)
+                    .with_num_layers(cfg.num_layers)
+                    .with_bidirectional(cfg.bidirectional)
+                    .with_dropout(cfg.dropout)
+                    .init_with(rng)?,
+            ),
+            CellKind::Rnn => Recurrent::Rnn(
+                RnnConfig::new(e, h)
+                    .with_num_layers(cfg.num_layers)
+                    .with_bidirectional(cfg.bidirectional)
+                    .with_dropout(cfg.dropout)
+                    .init_with(rng)?,
+            ),
+        };
+        let fc = LinearConfig::new(cfg.feature_size(), 1).init_with(rng)?;
+        Ok(SentimentModel {
+            embedding,
+            rnn,
+            fc,
+            cfg: cfg.clone(),
+            training: true,
+        })
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &SentimentConfig {
+        &self.cfg
+    }
+
+    /// Vocabulary size the embedding expects.
+    pub fn vocab_size(&self) -> usize {
+        self.embedding.weight.shape()[0]
+    }
+
+    fn dropout(&self, x: Tensor, p: f64) -> Result<Tensor> {
+        if self.training && p > 0.0 {
+            with_global(|g| x.dropout(p as f32, true, g))
+        } else {
+            Ok(x)
+        }
+    }
+
+    /// Logits `[B]` for a packed batch (rows in the batch's order).
+    pub fn forward(&self, batch: &Batch) -> Result<Tensor> {
+        let emb = self.embedding.forward(&batch.ids, &[batch.ids.len()])?;
+        let emb = self.dropout(emb, self.cfg.embed_dropout)?;
+        let packed = PackedSequence::new(emb, batch.batch_sizes.clone(), None)?;
+        let (out, h_n) = self.rnn.forward_packed(&packed)?;
+        let features = match self.cfg.pool {
+            Pool::Last => {
+                let d = if self.cfg.bidirectional { 2 } else { 1 };
+                let layers = h_n.shape()[0];
+                let last = h_n.narrow(0, layers - d, d)?; // [D, B, H]
+                last.permute(&[1, 0, 2])?
+                    .reshape(&[batch.len(), d * self.cfg.hidden_size])?
+            }
+            Pool::Max => out.data.packed_pool(&batch.batch_sizes, PoolMode::Max)?,
+            Pool::Mean => out.data.packed_pool(&batch.batch_sizes, PoolMode::Mean)?,
+        };
+        let features = self.dropout(features, self.cfg.fc_dropout)?;
+        self.fc.forward(&features)?.squeeze(1)
+    }
+}
+
+impl Module for SentimentModel {
+    fn visit_parameters(&self, f: &mut dyn FnMut(&str, &Tensor)) {
+        visit_child("embedding", &self.embedding, f);
+        visit_child("rnn", self.rnn.module(), f);
+        visit_child("fc", &self.fc, f);
+    }
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.rnn.module_mut().set_training(training);
+    }
+    fn type_name(&self) -> &'static str {
+        "SentimentModel"
+    }
+}
