@@ -40,6 +40,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Where a run records the data it was started with.
+const RUN_FILE: &str = "run.json";
+
 /// Set by the Ctrl-C handler: training saves a checkpoint at the next batch boundary and
 /// stops.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -433,7 +436,27 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
     state.finished = false;
 
     // ---- data ---------------------------------------------------------------------------
-    let data_path = find_imdb(opts.data.as_deref(), opts.allow_download)?;
+    // A resumed run reads the data it started with, unless told otherwise.
+    let remembered: Option<PathBuf> = if opts.resume && opts.data.is_none() {
+        std::fs::read(run.join(RUN_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["data"].as_str().map(PathBuf::from))
+            .filter(|p| p.exists())
+    } else {
+        None
+    };
+    let data_path = find_imdb(
+        opts.data.as_deref().or(remembered.as_deref()),
+        opts.allow_download,
+    )?;
+    if !opts.resume {
+        let abs = std::fs::canonicalize(&data_path).unwrap_or_else(|_| data_path.clone());
+        write_atomic(
+            &run.join(RUN_FILE),
+            serde_json::to_string_pretty(&serde_json::json!({ "data": abs }))?.as_bytes(),
+        )?;
+    }
     let t0 = Instant::now();
     let corpus = imdb::read(
         &data_path,

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""The `recurrent` sentiment model in PyTorch, and model directories both ways.
+
+A model directory (written by `recurrent train`) holds config.json, vocab.json and
+model.safetensors with PyTorch's parameter names. This script:
+
+  predict DIR TEXT...      loads DIR into the same model in PyTorch and prints JSON lines
+                           {"label", "probability", "text"} like `recurrent predict --json`;
+  export DIR               trains a small model in PyTorch on the IMDB mini corpus and saves
+                           it as a model directory that `recurrent predict` can use.
+
+Usage: python scripts/torch_model.py predict runs/imdb "A wonderful film."
+       python scripts/torch_model.py export /tmp/torch_model [--data fixtures/imdb-mini/aclImdb_v1.tar.gz]
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import tarfile
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.nn.utils.rnn import pack_padded_sequence
+
+# torchtext's basic_english, verbatim in behaviour (torchtext/data/utils.py).
+_PATTERNS = [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"]
+_REPLACEMENTS = [" '  ", "", " . ", " ", " , ", " ( ", " ) ", " ! ", " ? ", " ", " ", " "]
+_COMPILED = [(re.compile(p), r) for p, r in zip(_PATTERNS, _REPLACEMENTS)]
+
+
+def basic_english(line):
+    line = line.lower()
+    for pattern, rep in _COMPILED:
+        line = pattern.sub(rep, line)
+    return line.split()
+
+
+def tokenize(cfg, text):
+    return basic_english(text) if cfg["tokenizer"] == "basic_english" else list(text)
+
+
+class SentimentModel(torch.nn.Module):
+    """Embedding -> RNN on packed sequences -> pooling -> Linear -> one logit."""
+
+    def __init__(self, cfg, vocab_size):
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = torch.nn.Embedding(vocab_size, cfg["embedding_dim"], padding_idx=1)
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cfg["cell"]]
+        self.rnn = cls(
+            cfg["embedding_dim"],
+            cfg["hidden_size"],
+            num_layers=cfg["num_layers"],
+            bidirectional=cfg["bidirectional"],
+            dropout=cfg["dropout"] if cfg["num_layers"] > 1 else 0.0,
+            batch_first=True,
+        )
+        d = 2 if cfg["bidirectional"] else 1
+        self.fc = torch.nn.Linear(d * cfg["hidden_size"], 1)
+        self.emb_drop = torch.nn.Dropout(cfg["embed_dropout"])
+        self.fc_drop = torch.nn.Dropout(cfg["fc_dropout"])
+
+    def forward(self, ids, lengths):
+        e = self.emb_drop(self.embedding(ids))
+        packed = pack_padded_sequence(e, lengths, batch_first=True, enforce_sorted=False)
+        out, h = self.rnn(packed)
+        if isinstance(h, tuple):
+            h = h[0]
+        pool = self.cfg["pool"]
+        if pool == "last":
+            d = 2 if self.cfg["bidirectional"] else 1
+            feats = torch.cat([h[-d + k] for k in range(d)], dim=1)
+        else:
+            padded, lens = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, padding_value=float("-inf") if pool == "max" else 0.0)
+            if pool == "max":
+                feats = padded.max(dim=1).values
+            else:
+                feats = padded.sum(dim=1) / lens.unsqueeze(1).to(padded.dtype)
+        return self.fc(self.fc_drop(feats)).squeeze(1)
+
+
+def encode(cfg, stoi, text):
+    toks = tokenize(cfg, text)
+    n = cfg["max_len"]
+    toks = toks[:n] if cfg["truncate"] == "head" else toks[max(0, len(toks) - n):]
+    ids = [stoi.get(t, 0) for t in toks]
+    return ids or [0]
+
+
+def batch(cfg, stoi, texts):
+    encoded = [encode(cfg, stoi, t) for t in texts]
+    lengths = [len(e) for e in encoded]
+    ids = torch.full((len(texts), max(lengths)), 1, dtype=torch.long)
+    for i, e in enumerate(encoded):
+        ids[i, : len(e)] = torch.tensor(e)
+    return ids, lengths
+
+
+def load_dir(d):
+    with open(os.path.join(d, "config.json")) as f:
+        meta = json.load(f)
+    with open(os.path.join(d, "vocab.json")) as f:
+        itos = json.load(f)["itos"]
+    cfg = meta["config"]
+    model = SentimentModel(cfg, len(itos))
+    model.load_state_dict(load_file(os.path.join(d, "model.safetensors")), strict=True)
+    model.eval()
+    return cfg, {t: i for i, t in enumerate(itos)}, model
+
+
+def cmd_predict(args):
+    cfg, stoi, model = load_dir(args.dir)
+    with torch.no_grad():
+        ids, lengths = batch(cfg, stoi, args.texts)
+        probs = torch.sigmoid(model(ids, lengths))
+    for t, p in zip(args.texts, probs.tolist()):
+        print(json.dumps({"label": "positive" if p >= 0.5 else "negative", "probability": p, "text": t}))
+
+
+def cmd_export(args):
+    """Train a small model in PyTorch on the mini corpus and save it in recurrent's layout."""
+    torch.manual_seed(0)
+    reviews = []
+    with tarfile.open(args.data) as tf:
+        for m in tf:
+            mm = re.match(r"aclImdb/train/(pos|neg)/\d+_\d+\.txt$", m.name)
+            if mm:
+                reviews.append((tf.extractfile(m).read().decode("utf-8"), 1.0 if mm.group(1) == "pos" else 0.0))
+    cfg = dict(
+        tokenizer="basic_english", max_vocab=2000, min_freq=1, max_len=200, truncate="head", val_fraction=0.1,
+        cell="gru", embedding_dim=16, hidden_size=16, num_layers=1, bidirectional=True, dropout=0.0,
+        embed_dropout=0.0, fc_dropout=0.0, pool="mean", epochs=1, batch_size=32, optimizer="adamw", lr=2e-3,
+        weight_decay=0.01, clip_grad_norm=1.0, schedule="constant", warmup_steps=0, patience=0, seed=1,
+    )
+    from collections import Counter
+
+    counts = Counter(t for text, _ in reviews for t in basic_english(text))
+    itos = ["<unk>", "<pad>"] + [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].encode()))[: cfg["max_vocab"]]]
+    stoi = {t: i for i, t in enumerate(itos)}
+    model = SentimentModel(cfg, len(itos))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"])
+    for epoch in range(3):
+        for i in range(0, len(reviews), 32):
+            texts, ys = zip(*reviews[i : i + 32])
+            ids, lengths = batch(cfg, stoi, texts)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(ids, lengths), torch.tensor(ys))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    os.makedirs(args.dir, exist_ok=True)
+    with open(os.path.join(args.dir, "config.json"), "w") as f:
+        json.dump({"format": "recurrent-sentiment/1", "vocab_size": len(itos), "config": cfg}, f)
+    with open(os.path.join(args.dir, "vocab.json"), "w") as f:
+        json.dump({"itos": itos, "unk_index": 0, "pad_index": 1}, f)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(args.dir, "model.safetensors"))
+    print(f"saved a PyTorch-trained model to {args.dir}", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("predict")
+    p.add_argument("dir")
+    p.add_argument("texts", nargs="+")
+    p.set_defaults(fn=cmd_predict)
+    e = sub.add_parser("export")
+    e.add_argument("dir")
+    here = os.path.dirname(os.path.abspath(__file__))
+    e.add_argument("--data", default=os.path.join(here, "..", "fixtures", "imdb-mini", "aclImdb_v1.tar.gz"))
+    e.set_defaults(fn=cmd_export)
+    args = ap.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
