@@ -15,6 +15,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
+/// mimalloc keeps freed memory for reuse: the training step allocates and frees buffers of
+/// tens of megabytes, which glibc maps and unmaps every time (page faults took 11% of a
+/// step). Wrapped to count live bytes, which `bench` reports as peak memory.
+#[global_allocator]
+static GLOBAL: recurrent_cli::alloc::Counting<mimalloc::MiMalloc> =
+    recurrent_cli::alloc::Counting::new(mimalloc::MiMalloc);
+
 #[derive(Parser)]
 #[command(
     name = "recurrent",
@@ -40,6 +47,30 @@ enum Command {
     /// Download or inspect datasets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Time the speed cases (compare with scripts/bench_torch.py and bench_keras.py).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Cases: imdb, small, bidir, packed (and padded), cell-latency, lab (default: all).
+    #[arg(long, value_delimiter = ',')]
+    cases: Vec<String>,
+    /// Layers: lstm, gru, rnn, lab (default: all).
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<String>,
+    /// Modes: train, infer (default: both).
+    #[arg(long, value_delimiter = ',')]
+    modes: Vec<String>,
+    /// Timed steps per case (after two warm-up steps).
+    #[arg(long, default_value_t = 7)]
+    repeat: usize,
+    /// Write the rows as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Also measure the GEMM ceiling at the imdb shapes.
+    #[arg(long)]
+    gemm: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -321,7 +352,17 @@ fn run_train(args: TrainArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Keep freed memory committed instead of returning it to the OS after a delay: training
+/// reuses the same large buffers every step, and re-faulting them cost 8% of a step.
+fn keep_freed_memory() {
+    /// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (libmimalloc-sys 0.1.49).
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets a mimalloc option; valid at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 fn run() -> Result<ExitCode> {
+    keep_freed_memory();
     let cli = Cli::parse();
     recurrent::init_thread_pool(cli.threads).map_err(anyhow::Error::msg)?;
     ctrlc::set_handler(|| {
@@ -390,6 +431,40 @@ fn run() -> Result<ExitCode> {
             let p = datapath::download_with_bar(&spec, &dir)?;
             let c = recurrent_data::imdb::read(&p, &Default::default())?.counts();
             println!("{}: {c}", p.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(a) => {
+            let opts = recurrent_cli::bench::BenchOptions {
+                cases: a.cases,
+                layers: a.layers,
+                modes: a.modes,
+                repeat: a.repeat.max(1),
+            };
+            eprintln!(
+                "recurrent bench: {} threads, activations {}, denormals flushed: {}",
+                rayon::current_num_threads(),
+                recurrent::backend::cpu::activation::instruction_set(),
+                recurrent::flush_denormals()
+            );
+            if a.gemm {
+                for (name, gf) in recurrent_cli::bench::gemm_ceiling() {
+                    println!("gemm  {name:<50} {gf:>7.1} GFLOP/s");
+                }
+            }
+            let rows = recurrent_cli::bench::run(&opts, &mut |r| {
+                eprint!(
+                    "{}",
+                    recurrent_cli::bench::table(std::slice::from_ref(r))
+                        .lines()
+                        .nth(1)
+                        .map(|l| format!("{l}\n"))
+                        .unwrap_or_default()
+                )
+            })?;
+            println!("{}", recurrent_cli::bench::table(&rows));
+            if let Some(p) = a.json {
+                recurrent::io::write_atomic(&p, serde_json::to_string_pretty(&rows)?.as_bytes())?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Data(DataCommand::Info { data }) => {

@@ -7,8 +7,8 @@ use super::denormal;
 use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
-    combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims,
-    RnnGrads, RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
+    add_bias, combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
+    RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// The nonlinearity of an Elman RNN.
@@ -33,9 +33,11 @@ pub struct ElmanSaved<T> {
 /// h' = act(W_ih x + b_ih + W_hh h + b_hh),   act = tanh or relu
 /// ```
 ///
-/// `a: [H]` holds the pre-activation on entry and `h'` on exit.
+/// `a: [H]` holds the pre-activation without the bias on entry (`b_ih + b_hh` is added here)
+/// and `h'` on exit.
 #[inline]
-pub fn elman_cell_forward<T: Float>(a: &mut [T], act: Nonlinearity) {
+pub fn elman_cell_forward<T: Float>(a: &mut [T], bias: Option<&[T]>, act: Nonlinearity) {
+    add_bias(a, bias);
     match act {
         Nonlinearity::Tanh => T::tanh_slice(a),
         Nonlinearity::Relu => a.iter_mut().for_each(|v| *v = v.max(T::zero())),
@@ -84,7 +86,7 @@ pub fn elman_forward<T: Float>(
     let h = dims.hidden_size;
     debug_assert_eq!(x.rows(), steps.total());
     let bias = combined_bias(w.b_ih, w.b_hh);
-    let mut a = input_projection(x, w.w_ih, bias.as_deref(), h);
+    let mut a = input_projection(x, w.w_ih, h);
     h_n.copy_from_slice(h0);
     {
         let a_b = RowBlock::new(&mut a, h);
@@ -111,7 +113,7 @@ pub fn elman_forward<T: Float>(
                     );
                     for i in 0..n {
                         let row = a_b.row_mut(base + i);
-                        elman_cell_forward(row, act);
+                        elman_cell_forward(row, bias.as_deref(), act);
                         h_b.row_mut(lo + i).copy_from_slice(row);
                         out.row_mut(base + i).copy_from_slice(row);
                     }

@@ -8,8 +8,8 @@ use super::denormal;
 use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
-    for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims, RnnGrads,
-    RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
+    add_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims,
+    RnnGrads, RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one GRU layer-direction needs from its forward pass.
@@ -30,12 +30,14 @@ pub struct GruSaved<T> {
 /// h' = (1 − z) ⊙ n + z ⊙ h
 /// ```
 ///
-/// `gx: [3H]` holds the input parts `W_i· x + b_i·` on entry and `[r | z | n]` on exit;
+/// `gx: [3H]` holds the input parts `W_i· x` on entry (`b_ih` is added here) and `[r | z | n]`
+/// on exit;
 /// `gh: [3H]` holds the hidden parts `W_h· h + b_h·`; `h: [H]` holds `h` on entry and `h'` on
 /// exit.
 #[inline]
-pub fn gru_cell_forward<T: Float>(gx: &mut [T], gh: &[T], h: &mut [T]) {
+pub fn gru_cell_forward<T: Float>(gx: &mut [T], b_ih: Option<&[T]>, gh: &[T], h: &mut [T]) {
     let hs = h.len();
+    add_bias(gx, b_ih);
     let one = T::one();
     let (xrz, xn) = gx.split_at_mut(2 * hs);
     let (hrz, hn) = gh.split_at(2 * hs);
@@ -117,7 +119,7 @@ pub fn gru_forward<T: Float>(
     debug_assert_eq!(x.rows(), n_rows);
     debug_assert_eq!(out.width(), h);
     let saving = saved.is_some();
-    let mut gates = input_projection(x, w.w_ih, w.b_ih, g);
+    let mut gates = input_projection(x, w.w_ih, g);
     h_n.copy_from_slice(h0);
     let mut ghn_all = if saving {
         vec![T::zero(); n_rows * h]
@@ -158,7 +160,12 @@ pub fn gru_forward<T: Float>(
                     );
                     for i in 0..n {
                         let ghr = gh_b.row(i);
-                        gru_cell_forward(gates_b.row_mut(base + i), ghr, h_b.row_mut(lo + i));
+                        gru_cell_forward(
+                            gates_b.row_mut(base + i),
+                            w.b_ih,
+                            ghr,
+                            h_b.row_mut(lo + i),
+                        );
                         if saving {
                             ghn_b.row_mut(base + i).copy_from_slice(&ghr[2 * h..]);
                         }

@@ -11,8 +11,8 @@ use super::denormal;
 use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
-    combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims,
-    RnnGrads, RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
+    add_bias, combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
+    RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one LSTM layer-direction needs from its forward pass.
@@ -38,11 +38,13 @@ pub struct LstmSaved<T> {
 /// h' = m                  (with proj_size: h' = W_hr m, done by the caller as a product)
 /// ```
 ///
-/// `gates: [4H]` holds the pre-activations `[i | f | g | o]` on entry and the activations on
-/// exit; `c: [H]` holds `c` on entry and `c'` on exit; `m: [H]` receives `m`.
+/// `gates: [4H]` holds the pre-activations `[i | f | g | o]` without the bias on entry (the
+/// bias `b_ih + b_hh` is added here) and the activations on exit; `c: [H]` holds `c` on entry
+/// and `c'` on exit; `m: [H]` receives `m`.
 #[inline]
-pub fn lstm_cell_forward<T: Float>(gates: &mut [T], c: &mut [T], m: &mut [T]) {
+pub fn lstm_cell_forward<T: Float>(gates: &mut [T], bias: Option<&[T]>, c: &mut [T], m: &mut [T]) {
     let h = c.len();
+    add_bias(gates, bias);
     let (if_, rest) = gates.split_at_mut(2 * h);
     let (gg, go) = rest.split_at_mut(h);
     T::sigmoid_slice(if_);
@@ -141,7 +143,7 @@ pub fn lstm_forward<T: Float>(
     let proj = w.w_hr.is_some();
 
     let bias = combined_bias(w.b_ih, w.b_hh);
-    let mut gates = input_projection(x, w.w_ih, bias.as_deref(), g);
+    let mut gates = input_projection(x, w.w_ih, g);
     h_n.copy_from_slice(h0);
     c_n.copy_from_slice(c0);
     let mut c_all = if saving {
@@ -198,7 +200,7 @@ pub fn lstm_forward<T: Float>(
                         } else {
                             m_scratch_b.row_mut(i)
                         };
-                        lstm_cell_forward(gates_b.row_mut(base + i), c, m);
+                        lstm_cell_forward(gates_b.row_mut(base + i), bias.as_deref(), c, m);
                         if saving {
                             c_all_b.row_mut(base + i).copy_from_slice(c);
                         }

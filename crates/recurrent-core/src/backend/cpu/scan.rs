@@ -448,30 +448,32 @@ pub struct RnnGrads<'a, T> {
     pub w_hr: Option<&'a mut [T]>,
 }
 
-/// The input projection of all timesteps as one product: `[N, G] = X · W_ihᵀ + bias`.
-/// `bias` is added to every row (for LSTM and Elman `b_ih + b_hh`; for GRU `b_ih` only,
-/// since its `b_hn` sits inside `r ⊙ (W_hn h + b_hn)`).
-pub fn input_projection<T: Float>(
-    x: MatRef<'_, T>,
-    w_ih: &[T],
-    bias: Option<&[T]>,
-    gate_width: usize,
-) -> Vec<T> {
+/// The input projection of all timesteps as one product: `[N, G] = X · W_ihᵀ`.
+///
+/// The biases are not added here: the cells add them while the row is in cache (adding them
+/// here cost a pass over the `[N, G]` buffer and made the product accumulate into memory,
+/// 35% slower at the imdb shape).
+pub fn input_projection<T: Float>(x: MatRef<'_, T>, w_ih: &[T], gate_width: usize) -> Vec<T> {
     let n = x.rows();
     let mut gates = vec![T::zero(); n * gate_width];
-    if let Some(b) = bias {
-        for row in gates.chunks_exact_mut(gate_width) {
-            row.copy_from_slice(b);
-        }
-    }
     matmul(
         MatMut::new(&mut gates, n, gate_width),
         x,
         MatRef::new(w_ih, gate_width, x.cols()).t(),
-        bias.is_some(),
+        false,
         Parallelism::Auto,
     );
     gates
+}
+
+/// `row += bias` when there is one.
+#[inline]
+pub fn add_bias<T: Float>(row: &mut [T], bias: Option<&[T]>) {
+    if let Some(b) = bias {
+        for (r, &v) in row.iter_mut().zip(b) {
+            *r += v;
+        }
+    }
 }
 
 /// The sum of two optional bias vectors.
