@@ -54,9 +54,10 @@ def reset_peak():
 
 
 def timed(repeat, step):
+    # Resident-set growth from before the first step (warm-up included), as `recurrent bench`.
+    base = reset_peak()
     for _ in range(2):
         step()
-    base = reset_peak()
     times = []
     for _ in range(repeat):
         t = time.perf_counter()

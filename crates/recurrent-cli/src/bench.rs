@@ -14,11 +14,11 @@
 //!   Adam (its first steps are reported separately: the denormal slowdown shows there).
 //!
 //! FLOPs: forward `2·G·H·(I+H)` per layer, direction, step and sample (`G` = 4, 3, 1);
-//! training counts 3x forward. Peak memory is the peak of live heap bytes during the timed
-//! steps above those live before them (counted by the binary's allocator wrapper). The Python
-//! scripts report the growth of the resident set (`VmHWM`, reset through
-//! `/proc/self/clear_refs`), which for PyTorch's CPU allocator (plain malloc, large blocks
-//! mapped and unmapped) is the same quantity.
+//! training counts 3x forward. Peak memory is the growth of the process's resident set from
+//! just before the first step (warm-up included) to its high-water mark (Linux `VmHWM`, reset
+//! through `/proc/self/clear_refs`); the Python scripts measure it the same way. Each case
+//! runs in a fresh model, but memory freed by earlier cases may be reused, so run one case per
+//! process (`--cases X --layers Y`) for exact figures; `scripts/bench_compare.sh` does.
 
 use crate::sentiment::config::{CellKind, OptimizerKind, Pool, SentimentConfig};
 use crate::sentiment::model::SentimentModel;
@@ -160,26 +160,21 @@ fn reset_peak() -> Option<f64> {
 }
 
 fn timed(repeat: usize, mut step: impl FnMut() -> Result<()>) -> Result<(Vec<f64>, f64)> {
+    // Peak memory: resident-set growth from before the first step (warm-up included), the
+    // same measure the Python scripts take.
+    let base = reset_peak();
     for _ in 0..2 {
         step()?;
     }
-    let base = reset_peak();
-    let heap_base = crate::alloc::reset_peak();
     let mut times = Vec::with_capacity(repeat);
     for _ in 0..repeat {
         let t = Instant::now();
         step()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    // With the counting allocator (the `recurrent` binary): the peak of live heap bytes above
-    // what was live before the steps. Otherwise the growth of the resident set.
-    let peak = if crate::alloc::is_active() {
-        (crate::alloc::peak() - heap_base) as f64 / (1 << 20) as f64
-    } else {
-        match (base, read_status("VmHWM:")) {
-            (Some(b), Some(p)) => (p - b).max(0.0),
-            _ => f64::NAN,
-        }
+    let peak = match (base, read_status("VmHWM:")) {
+        (Some(b), Some(p)) => (p - b).max(0.0),
+        _ => f64::NAN,
     };
     Ok((times, peak))
 }

@@ -30,6 +30,9 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// A checkpoint's files by name.
+pub type Files = BTreeMap<String, Vec<u8>>;
+
 /// The checkpoints folder of a run.
 pub fn dir_of(run: &Path) -> PathBuf {
     run.join("checkpoints")
@@ -86,7 +89,7 @@ fn list(root: &Path) -> Vec<String> {
 }
 
 /// Read and verify one checkpoint folder.
-pub fn read(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+pub fn read(dir: &Path) -> Result<Files> {
     let mtext =
         fs::read(dir.join(MANIFEST)).with_context(|| format!("{}: no manifest", dir.display()))?;
     let manifest: BTreeMap<String, String> = serde_json::from_slice(&mtext)
@@ -111,10 +114,7 @@ pub fn read(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
 
 /// The newest checkpoint that verifies: `(name, files)`, or `None` when there is none.
 /// Corrupt ones are reported through `warn` and skipped.
-pub fn load_latest(
-    run: &Path,
-    warn: &mut dyn FnMut(String),
-) -> Result<Option<(String, BTreeMap<String, Vec<u8>>)>> {
+pub fn load_latest(run: &Path, warn: &mut dyn FnMut(String)) -> Result<Option<(String, Files)>> {
     let root = dir_of(run);
     if !root.is_dir() {
         return Ok(None);

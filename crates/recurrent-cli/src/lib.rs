@@ -1,10 +1,13 @@
 //! The `recurrent` command-line tool's library: the applications (the IMDB sentiment lab and
 //! its siblings), checkpoints, metrics, plots and data location.
 
-pub mod alloc;
 pub mod bench;
+pub mod charlm;
 pub mod checkpoint;
 pub mod datapath;
+pub mod diagnose;
+pub mod forecast;
 pub mod metrics;
 pub mod plot;
 pub mod sentiment;
+pub mod seq2seq;

@@ -16,11 +16,9 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 /// mimalloc keeps freed memory for reuse: the training step allocates and frees buffers of
-/// tens of megabytes, which glibc maps and unmaps every time (page faults took 11% of a
-/// step). Wrapped to count live bytes, which `bench` reports as peak memory.
+/// tens of megabytes, which glibc maps and unmaps every time (page faults took 11% of a step).
 #[global_allocator]
-static GLOBAL: recurrent_cli::alloc::Counting<mimalloc::MiMalloc> =
-    recurrent_cli::alloc::Counting::new(mimalloc::MiMalloc);
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +47,261 @@ enum Command {
     Data(DataCommand),
     /// Time the speed cases (compare with scripts/bench_torch.py and bench_keras.py).
     Bench(BenchArgs),
+    /// Forecast a univariate time series (CSV) and compare with naive baselines.
+    Forecast(Box<ForecastArgs>),
+    /// Character-level language model: train on a text file, sample from it.
+    #[command(subcommand)]
+    Charlm(CharlmCommand),
+    /// Encoder-decoder with attention on a generated date-translation task.
+    Seq2seq(Seq2SeqArgs),
+    /// Measure the vanishing gradient: ||dL/dh_t|| over time for RNN, LSTM and GRU.
+    Diagnose(DiagnoseArgs),
+}
+
+/// Dropout variants shared by the subcommands (all off by default).
+#[derive(Args, Clone, Copy, Default)]
+struct DropoutArgs {
+    /// Variational dropout on recurrent layer inputs (one mask per sequence; not in PyTorch).
+    #[arg(long, default_value_t = 0.0)]
+    var_input: f64,
+    /// Variational dropout on the recurrent state h_{t-1}.
+    #[arg(long, default_value_t = 0.0)]
+    var_state: f64,
+    /// Variational dropout on recurrent layer outputs.
+    #[arg(long, default_value_t = 0.0)]
+    var_output: f64,
+    /// DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop).
+    #[arg(long, default_value_t = 0.0)]
+    weight_drop: f64,
+}
+
+impl DropoutArgs {
+    fn variational(&self) -> recurrent::nn::VariationalDropout {
+        recurrent::nn::VariationalDropout {
+            input: self.var_input,
+            state: self.var_state,
+            output: self.var_output,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ForecastArgs {
+    /// The CSV file (with a header row).
+    #[arg(long)]
+    csv: PathBuf,
+    /// The value column (name or 0-based index).
+    #[arg(long)]
+    column: String,
+    /// Past values per window.
+    #[arg(long, default_value_t = 12)]
+    window: usize,
+    /// Steps ahead to forecast.
+    #[arg(long, default_value_t = 1)]
+    horizon: usize,
+    /// direct (one output per step) or recursive (feed forecasts back).
+    #[arg(long, value_enum, default_value = "direct")]
+    strategy: recurrent_cli::forecast::Strategy,
+    /// Held-out points at the end (default: a fifth of the series).
+    #[arg(long)]
+    test: Option<usize>,
+    /// Fraction of the remaining points used for validation.
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f64,
+    /// Season length for the seasonal-naive baseline (e.g. 12 for monthly data; 0: none).
+    #[arg(long, default_value_t = 0)]
+    season: usize,
+    /// Recurrent cell.
+    #[arg(long, value_enum, default_value = "lstm")]
+    cell: recurrent_cli::forecast::Cell,
+    /// Hidden size.
+    #[arg(long, default_value_t = 32)]
+    hidden: usize,
+    /// Layers.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 200)]
+    epochs: usize,
+    /// Windows per batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 5e-3)]
+    lr: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output folder (plot, forecasts, metrics).
+    #[arg(long, default_value = "runs/forecast")]
+    out: PathBuf,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    dropout: DropoutArgs,
+}
+
+#[derive(Subcommand)]
+enum CharlmCommand {
+    /// Train on a text file (default: tiny-shakespeare when present).
+    Train(Box<CharlmTrainArgs>),
+    /// Generate text from a trained model.
+    Sample(CharlmSampleArgs),
+}
+
+#[derive(Args)]
+struct CharlmTrainArgs {
+    /// The training text (UTF-8).
+    #[arg(long)]
+    text: Option<PathBuf>,
+    /// The model directory.
+    #[arg(long, default_value = "runs/charlm")]
+    out: PathBuf,
+    /// Continue the run in this directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// lstm or gru.
+    #[arg(long, value_enum, default_value = "lstm")]
+    cell: recurrent_cli::charlm::Cell,
+    /// Embedding size.
+    #[arg(long, default_value_t = 64)]
+    embedding_dim: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// Layers.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Dropout between layers.
+    #[arg(long, default_value_t = 0.1)]
+    dropout: f64,
+    /// Characters per BPTT chunk.
+    #[arg(long, default_value_t = 100)]
+    seq_len: usize,
+    /// Parallel streams.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Use only the first N characters of the text (quick runs).
+    #[arg(long)]
+    max_chars: Option<usize>,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct CharlmSampleArgs {
+    /// The model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Text to start from.
+    #[arg(long, default_value = "")]
+    prompt: String,
+    /// Characters to generate.
+    #[arg(long, default_value_t = 500)]
+    length: usize,
+    /// Softmax temperature.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    /// Sample only among the k most likely characters (0: all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct Seq2SeqArgs {
+    /// gru or lstm.
+    #[arg(long, default_value = "gru")]
+    cell: String,
+    /// Embedding size.
+    #[arg(long, default_value_t = 32)]
+    embedding_dim: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Bidirectional encoder (true/false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    bidirectional: bool,
+    /// Additive attention (true/false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    attention: bool,
+    /// Probability of feeding the true previous character in training.
+    #[arg(long, default_value_t = 1.0)]
+    teacher_forcing: f64,
+    /// Training pairs.
+    #[arg(long, default_value_t = 20_000)]
+    train: usize,
+    /// Held-out pairs.
+    #[arg(long, default_value_t = 2_000)]
+    test: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 8)]
+    epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    /// Beam width.
+    #[arg(long, default_value_t = 4)]
+    beam: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct DiagnoseArgs {
+    /// Sequence length.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Input features.
+    #[arg(long, default_value_t = 8)]
+    input: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = 64)]
+    hidden: usize,
+    /// Layers.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Training steps per cell type.
+    #[arg(long, default_value_t = 300)]
+    train_steps: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output folder.
+    #[arg(long, default_value = "runs/diagnose")]
+    out: PathBuf,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -113,6 +366,9 @@ struct TrainArgs {
     /// Stop as if interrupted after N steps (for testing resume).
     #[arg(long, hide = true)]
     stop_after_steps: Option<u64>,
+    /// Replace the loss of these steps by NaN (for testing the non-finite guards).
+    #[arg(long, hide = true, value_delimiter = ',')]
+    fault_nan_steps: Vec<u64>,
     #[command(flatten)]
     settings: Settings,
 }
@@ -165,6 +421,18 @@ struct Settings {
     /// Pooling over time.
     #[arg(long, value_enum)]
     pool: Option<Pool>,
+    /// Variational dropout on recurrent layer inputs (one mask per sequence; not in PyTorch).
+    #[arg(long)]
+    var_input: Option<f64>,
+    /// Variational dropout on the recurrent state h_{t-1}.
+    #[arg(long)]
+    var_state: Option<f64>,
+    /// Variational dropout on recurrent layer outputs.
+    #[arg(long)]
+    var_output: Option<f64>,
+    /// DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop).
+    #[arg(long)]
+    weight_drop: Option<f64>,
     /// Maximum epochs.
     #[arg(long)]
     epochs: Option<usize>,
@@ -215,6 +483,10 @@ impl Settings {
             || s.embed_dropout.is_some()
             || s.fc_dropout.is_some()
             || s.pool.is_some()
+            || s.var_input.is_some()
+            || s.var_state.is_some()
+            || s.var_output.is_some()
+            || s.weight_drop.is_some()
             || s.batch_size.is_some()
             || s.optimizer.is_some()
             || s.lr.is_some()
@@ -237,7 +509,8 @@ impl Settings {
         set!(max_vocab => max_vocab, min_freq => min_freq, max_len => max_len, truncate => truncate,
              val_fraction => val_fraction, cell => cell, embedding_dim => embedding_dim, hidden => hidden_size,
              layers => num_layers, bidirectional => bidirectional, dropout => dropout, embed_dropout => embed_dropout,
-             fc_dropout => fc_dropout, pool => pool, epochs => epochs, batch_size => batch_size, optimizer => optimizer,
+             fc_dropout => fc_dropout, pool => pool, var_input => var_input, var_state => var_state,
+             var_output => var_output, weight_drop => weight_drop, epochs => epochs, batch_size => batch_size, optimizer => optimizer,
              lr => lr, weight_decay => weight_decay, clip_grad_norm => clip_grad_norm, schedule => schedule,
              warmup_steps => warmup_steps, patience => patience, seed => seed);
         c.validate()
@@ -333,6 +606,7 @@ fn run_train(args: TrainArgs) -> Result<ExitCode> {
         epochs_override: if resume { args.settings.epochs } else { None },
         stop_after_steps: args.stop_after_steps,
         skip_nonfinite: args.skip_nonfinite,
+        fault_nan_steps: args.fault_nan_steps.clone(),
         quiet: args.quiet,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
@@ -465,6 +739,138 @@ fn run() -> Result<ExitCode> {
             if let Some(p) = a.json {
                 recurrent::io::write_atomic(&p, serde_json::to_string_pretty(&rows)?.as_bytes())?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Forecast(a) => {
+            let n = recurrent_cli::forecast::read_series(&a.csv, &a.column)?.len();
+            let cfg = recurrent_cli::forecast::ForecastConfig {
+                csv: a.csv.clone(),
+                column: a.column.clone(),
+                window: a.window,
+                horizon: a.horizon,
+                strategy: a.strategy,
+                test: a.test.unwrap_or((n / 5).max(a.horizon)),
+                val_fraction: a.val_fraction,
+                season: a.season,
+                cell: a.cell,
+                hidden: a.hidden,
+                layers: a.layers,
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                lr: a.lr,
+                seed: a.seed,
+                out: a.out.clone(),
+                variational: a.dropout.variational(),
+                weight_drop: a.dropout.weight_drop,
+            };
+            let r = recurrent_cli::forecast::run(cfg, a.quiet)?;
+            println!("{r}");
+            eprintln!("Plot, forecasts and metrics in {}", a.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Charlm(CharlmCommand::Train(a)) => {
+            let cfg = recurrent_cli::charlm::CharConfig {
+                cell: a.cell,
+                embedding_dim: a.embedding_dim,
+                hidden: a.hidden,
+                layers: a.layers,
+                dropout: a.dropout,
+                seq_len: a.seq_len,
+                batch_size: a.batch_size,
+                epochs: a.epochs,
+                lr: a.lr,
+                seed: a.seed,
+                ..Default::default()
+            };
+            let text = a.text.clone().or_else(recurrent_cli::charlm::default_text);
+            let resume = a.resume.is_some();
+            let out = a.resume.clone().unwrap_or(a.out.clone());
+            let r = recurrent_cli::charlm::train(
+                text.as_deref(),
+                &out,
+                cfg,
+                resume,
+                a.max_chars,
+                a.quiet,
+            )?;
+            println!(
+                "best validation loss {:.4} nats/char ({:.3} bits/char) in {:.0} s; sample with: recurrent charlm sample --model {}",
+                r.best_val_nats,
+                r.best_val_bpc,
+                r.seconds,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Charlm(CharlmCommand::Sample(a)) => {
+            recurrent_cli::charlm::print_sample(
+                &a.model,
+                &recurrent_cli::charlm::SampleOptions {
+                    prompt: a.prompt,
+                    length: a.length,
+                    temperature: a.temperature,
+                    top_k: a.top_k,
+                    seed: a.seed,
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Seq2seq(a) => {
+            let cfg = recurrent_cli::seq2seq::Seq2SeqConfig {
+                cell: a.cell,
+                embedding_dim: a.embedding_dim,
+                hidden: a.hidden,
+                bidirectional: a.bidirectional,
+                attention: a.attention,
+                teacher_forcing: a.teacher_forcing,
+                train: a.train,
+                test: a.test,
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                lr: a.lr,
+                beam: a.beam,
+                seed: a.seed,
+            };
+            let r = recurrent_cli::seq2seq::run(&cfg, a.quiet)?;
+            for (src, tgt, got) in &r.examples {
+                println!("{src:<32} -> {got:<10} (expected {tgt})");
+            }
+            println!(
+                "held-out exact match: greedy {:.4}, beam {} {:.4} ({:.0} s)",
+                r.greedy_accuracy, cfg.beam, r.beam_accuracy, r.seconds
+            );
+            if let Some(p) = a.json {
+                recurrent::io::write_atomic(&p, serde_json::to_string_pretty(&r)?.as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diagnose(a) => {
+            let cfg = recurrent_cli::diagnose::DiagnoseConfig {
+                steps: a.steps,
+                input: a.input,
+                hidden: a.hidden,
+                layers: a.layers,
+                train_steps: a.train_steps,
+                batch: a.batch,
+                lr: a.lr,
+                seed: a.seed,
+            };
+            let rs = recurrent_cli::diagnose::run(&cfg, &a.out, a.quiet)?;
+            println!(
+                "{:<5} {:>22} {:>22} {:>9}",
+                "cell", "|dL/dh_0|/|dL/dh_T| init", "after training", "accuracy"
+            );
+            for r in &rs {
+                let t = r.grad_norm_trained.len() - 1;
+                println!(
+                    "{:<5} {:>22.3e} {:>22.3e} {:>9.3}",
+                    r.cell,
+                    r.ratio_first_last_init,
+                    r.grad_norm_trained[0] / r.grad_norm_trained[t].max(1e-300),
+                    r.accuracy
+                );
+            }
+            eprintln!("Plots and CSV in {}", a.out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Data(DataCommand::Info { data }) => {

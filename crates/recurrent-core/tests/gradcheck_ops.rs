@@ -219,6 +219,7 @@ fn recurrent_layer_through_autograd() {
                 b_ih: Some(&t[5]),
                 b_hh: Some(&t[6]),
                 w_hr: Some(&t[7]),
+                h_mask: None,
             },
             DirectionParams {
                 w_ih: &t[8],
@@ -226,6 +227,7 @@ fn recurrent_layer_through_autograd() {
                 b_ih: Some(&t[10]),
                 b_hh: Some(&t[11]),
                 w_hr: Some(&t[12]),
+                h_mask: None,
             },
         ];
         let r = rnn_layer(

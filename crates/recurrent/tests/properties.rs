@@ -292,3 +292,83 @@ fn same_seed_same_results_bit_for_bit() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn variational_masks_are_per_sequence_and_off_in_evaluation() {
+    use recurrent::backend::cpu::scan::Steps;
+    let steps = Steps::new(&[3, 2, 2, 1]).unwrap();
+    let m = recurrent::nn::sequence_mask(&steps, 4, 0.5, &mut Generator::new(1));
+    assert_eq!(m.len(), steps.total() * 4);
+    // Sequence r's mask row is the same at every step it runs.
+    for t in 1..4 {
+        for r in 0..steps.batch_size(t) {
+            let at = |t: usize| &m[(steps.offset(t) + r) * 4..(steps.offset(t) + r + 1) * 4];
+            assert_eq!(at(t), at(0));
+        }
+    }
+    let mut g = Generator::new(2);
+    let x = rand(&[6, 3, 4], &mut g);
+    let plain = LstmConfig::new(4, 5)
+        .with_num_layers(2)
+        .init_with(&mut Generator::new(9))
+        .unwrap();
+    let mut var = LstmConfig::new(4, 5)
+        .with_num_layers(2)
+        .with_variational_dropout(0.3, 0.3, 0.3)
+        .with_weight_drop(0.5)
+        .init_with(&mut Generator::new(9))
+        .unwrap();
+    // Training: different from the plain model.
+    let (a, _) = var.forward(&x, None).unwrap();
+    let (b, _) = plain.forward(&x, None).unwrap();
+    assert!(!close(&a, &b, 1e-3));
+    // Evaluation: exactly the plain model.
+    var.set_training(false);
+    let (a, _) = var.forward(&x, None).unwrap();
+    assert_eq!(a.to_vec(), b.to_vec());
+    assert!(LstmConfig::new(4, 5).with_weight_drop(1.0).init().is_err());
+    assert!(GruConfig::new(4, 5)
+        .with_variational_dropout(0.0, -0.1, 0.0)
+        .init()
+        .is_err());
+}
+
+#[test]
+fn weight_drop_gradient_flows_through_the_kept_weights_only() {
+    let mut g = Generator::new(4);
+    let x = rand(&[5, 2, 3], &mut g);
+    let m = GruConfig::new(3, 8)
+        .with_weight_drop(0.5)
+        .init_with(&mut g)
+        .unwrap();
+    let (out, _) = m.forward(&x, None).unwrap();
+    out.sum().unwrap().backward().unwrap();
+    let w_hh = m
+        .named_parameters()
+        .into_iter()
+        .find(|(n, _)| n == "weight_hh_l0")
+        .unwrap()
+        .1;
+    let grad = w_hh.grad().unwrap().to_vec();
+    let zeros = grad.iter().filter(|&&v| v == 0.0).count() as f64 / grad.len() as f64;
+    assert!(
+        (0.35..0.65).contains(&zeros),
+        "fraction of dropped weights {zeros}"
+    );
+    // The input weights are not dropped.
+    let w_ih = m
+        .named_parameters()
+        .into_iter()
+        .find(|(n, _)| n == "weight_ih_l0")
+        .unwrap()
+        .1;
+    assert!(
+        w_ih.grad()
+            .unwrap()
+            .to_vec()
+            .iter()
+            .filter(|&&v| v == 0.0)
+            .count()
+            < 5
+    );
+}

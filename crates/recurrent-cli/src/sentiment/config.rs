@@ -99,6 +99,14 @@ pub struct SentimentConfig {
     pub fc_dropout: f64,
     /// Pooling of the recurrent outputs.
     pub pool: Pool,
+    /// Variational dropout on recurrent layer inputs (one mask per review; not in PyTorch).
+    pub var_input: f64,
+    /// Variational dropout on the recurrent state.
+    pub var_state: f64,
+    /// Variational dropout on recurrent layer outputs.
+    pub var_output: f64,
+    /// DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop).
+    pub weight_drop: f64,
     /// Epochs (an upper bound with early stopping).
     pub epochs: usize,
     /// Reviews per batch.
@@ -139,6 +147,10 @@ impl Default for SentimentConfig {
             embed_dropout: 0.3,
             fc_dropout: 0.3,
             pool: Pool::Max,
+            var_input: 0.0,
+            var_state: 0.0,
+            var_output: 0.0,
+            weight_drop: 0.0,
             epochs: 6,
             batch_size: 64,
             optimizer: OptimizerKind::Adamw,
@@ -210,6 +222,10 @@ impl SentimentConfig {
             ("dropout", self.dropout),
             ("embed_dropout", self.embed_dropout),
             ("fc_dropout", self.fc_dropout),
+            ("var_input", self.var_input),
+            ("var_state", self.var_state),
+            ("var_output", self.var_output),
+            ("weight_drop", self.weight_drop),
         ] {
             if !(0.0..1.0).contains(&p) {
                 bail!("{name} must be in [0, 1), got {p}");

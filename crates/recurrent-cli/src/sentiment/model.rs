@@ -80,6 +80,8 @@ impl SentimentModel {
                     .with_num_layers(cfg.num_layers)
                     .with_bidirectional(cfg.bidirectional)
                     .with_dropout(cfg.dropout)
+                    .with_variational_dropout(cfg.var_input, cfg.var_state, cfg.var_output)
+                    .with_weight_drop(cfg.weight_drop)
                     .init_with(rng)?,
             ),
             CellKind::Gru => Recurrent::Gru(
@@ -87,6 +89,8 @@ impl SentimentModel {
                     .with_num_layers(cfg.num_layers)
                     .with_bidirectional(cfg.bidirectional)
                     .with_dropout(cfg.dropout)
+                    .with_variational_dropout(cfg.var_input, cfg.var_state, cfg.var_output)
+                    .with_weight_drop(cfg.weight_drop)
                     .init_with(rng)?,
             ),
             CellKind::Rnn => Recurrent::Rnn(
@@ -94,6 +98,8 @@ impl SentimentModel {
                     .with_num_layers(cfg.num_layers)
                     .with_bidirectional(cfg.bidirectional)
                     .with_dropout(cfg.dropout)
+                    .with_variational_dropout(cfg.var_input, cfg.var_state, cfg.var_output)
+                    .with_weight_drop(cfg.weight_drop)
                     .init_with(rng)?,
             ),
         };

@@ -66,6 +66,8 @@ pub struct TrainOptions {
     pub stop_after_steps: Option<u64>,
     /// Stop with an error on a non-finite loss or gradient (the default), or skip the step.
     pub skip_nonfinite: bool,
+    /// Steps (1-based) whose loss is replaced by NaN, to test the guards (a bad batch).
+    pub fault_nan_steps: Vec<u64>,
     /// No log lines (per-epoch lines and errors still print).
     pub quiet: bool,
     /// Draw progress bars (on a terminal).
@@ -386,14 +388,24 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
         if let Some(e) = opts.epochs_override {
             cfg.epochs = e;
         }
-        let ck = checkpoint::load_latest(run, &mut |w| eprintln!("warning: {w}"))?
-            .ok_or_else(|| anyhow!("{} has no checkpoint to resume from", run.display()))?;
-        log(format!(
-            "Resuming {} from checkpoint {}",
-            run.display(),
-            ck.0
-        ));
-        (cfg, Some(ck.1))
+        // With settings but no checkpoint yet, the run starts from the beginning.
+        match checkpoint::load_latest(run, &mut |w| eprintln!("warning: {w}"))? {
+            Some(ck) => {
+                log(format!(
+                    "Resuming {} from checkpoint {}",
+                    run.display(),
+                    ck.0
+                ));
+                (cfg, Some(ck.1))
+            }
+            None => {
+                log(format!(
+                    "{} has no checkpoint yet: starting it from the beginning",
+                    run.display()
+                ));
+                (cfg, None)
+            }
+        }
     } else {
         if run.exists()
             && std::fs::read_dir(run)
@@ -450,13 +462,6 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
         opts.data.as_deref().or(remembered.as_deref()),
         opts.allow_download,
     )?;
-    if !opts.resume {
-        let abs = std::fs::canonicalize(&data_path).unwrap_or_else(|_| data_path.clone());
-        write_atomic(
-            &run.join(RUN_FILE),
-            serde_json::to_string_pretty(&serde_json::json!({ "data": abs }))?.as_bytes(),
-        )?;
-    }
     let t0 = Instant::now();
     let corpus = imdb::read(
         &data_path,
@@ -494,6 +499,13 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
         load_config(run)?.1
     } else {
         let v = Vocab::build(&train_tokens, cfg.max_vocab, cfg.min_freq);
+        // The run directory stays empty until here, so a run killed earlier can just be
+        // started again; from here on it is resumable.
+        let abs = std::fs::canonicalize(&data_path).unwrap_or_else(|_| data_path.clone());
+        write_atomic(
+            &run.join(RUN_FILE),
+            serde_json::to_string_pretty(&serde_json::json!({ "data": abs }))?.as_bytes(),
+        )?;
         save_config(run, &cfg, &v)?;
         v
     };
@@ -609,7 +621,10 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
             let logits = model.forward(&batch)?;
             let y = Tensor::from_vec(batch.labels.clone(), &[batch.len()])?;
             let loss = logits.binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean)?;
-            let lv = loss.item()? as f64;
+            let mut lv = loss.item()? as f64;
+            if opts.fault_nan_steps.contains(&(state.global_step + 1)) {
+                lv = f64::NAN;
+            }
             let mut bad: Option<String> = (!lv.is_finite()).then(|| "the loss".to_string());
             if bad.is_none() {
                 loss.backward()?;
@@ -640,6 +655,18 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
                     grad_norm(&params, 2.0)
                 };
                 opt.step()?;
+                if let Some((_, n)) = params
+                    .iter()
+                    .zip(&names)
+                    .find(|(p, _)| p.data().iter().any(|v| !v.is_finite()))
+                {
+                    bar.abandon();
+                    bail!(
+                        "non-finite parameters: {n} became non-finite after step {step_no} of epoch {} (the learning rate is too high?); \
+                         stopping without saving (the last checkpoint and the best model are intact)",
+                        epoch + 1
+                    );
+                }
                 state.partial.grad_norm_sum += gn;
                 let preds = logits.to_vec();
                 state.partial.correct += preds

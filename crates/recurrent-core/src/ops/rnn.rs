@@ -75,6 +75,9 @@ pub struct DirectionParams<'a> {
     pub b_hh: Option<&'a Tensor>,
     /// `weight_hr_l{k}{_reverse}` (LSTM with `proj_size`): `[P, H]`.
     pub w_hr: Option<&'a Tensor>,
+    /// Variational dropout on the recurrent input: `[B, P]`, one mask row per sequence (in the
+    /// packed, length-sorted order), the same at every step; `None` for none.
+    pub h_mask: Option<&'a [f32]>,
 }
 
 impl<'a> DirectionParams<'a> {
@@ -161,6 +164,11 @@ pub fn rnn_layer(
     }
     for (k, dp) in dirs.iter().enumerate() {
         let sfx = if k == 1 { "_reverse" } else { "" };
+        if let Some(m) = dp.h_mask {
+            if m.len() != b * p {
+                return Err(Error::shape(format!("h_mask{sfx}"), &[b, p], &[m.len()]));
+            }
+        }
         check_shape(&format!("weight_ih{sfx}"), dp.w_ih, &[g, i_size])?;
         check_shape(&format!("weight_hh{sfx}"), dp.w_hh, &[g, p])?;
         if dp.b_ih.is_some() != dp.b_hh.is_some() {
@@ -208,7 +216,14 @@ pub fn rnn_layer(
             .iter()
             .map(|dp| dp.tensors().map(|t| t.map(Tensor::data)))
             .collect();
-        let weights: Vec<RnnWeights<'_, f32>> = guards.iter().map(weights_of).collect();
+        let weights: Vec<RnnWeights<'_, f32>> = guards
+            .iter()
+            .zip(dirs)
+            .map(|(g, dp)| RnnWeights {
+                h_mask: dp.h_mask,
+                ..weights_of(g)
+            })
+            .collect();
         let blocks = RowBlock::split_columns(&mut out, d * p, &vec![p; d]);
         let xm = MatRef::new(&xd, n, i_size);
         let run = |k: usize, h_n: &mut [f32], c_n: &mut [f32], slot: &mut Option<Saved>| {
@@ -298,6 +313,10 @@ pub fn rnn_layer(
                 .map(|dp| dp.tensors().map(|t| t.cloned()))
                 .collect(),
             out: out_storage.clone(),
+            masks: dirs
+                .iter()
+                .map(|dp| dp.h_mask.map(<[f32]>::to_vec))
+                .collect(),
             saved: saved
                 .into_iter()
                 .map(|s| s.expect("saved in training"))
@@ -330,6 +349,7 @@ fn weights_of<'a>(g: &'a [Option<DataRef<'_>>; 5]) -> RnnWeights<'a, f32> {
         b_ih: g[2].as_deref(),
         b_hh: g[3].as_deref(),
         w_hr: g[4].as_deref(),
+        h_mask: None,
     }
 }
 
@@ -342,6 +362,7 @@ struct RnnBackward {
     c0: Option<Tensor>,
     params: Vec<[Option<Tensor>; 5]>,
     out: SharedStorage,
+    masks: Vec<Option<Vec<f32>>>,
     saved: Vec<Saved>,
 }
 
@@ -362,6 +383,7 @@ impl BackwardOp for RnnBackward {
             c0,
             params,
             out,
+            masks,
             saved,
         } = *self;
         let d = params.len();
@@ -388,7 +410,14 @@ impl BackwardOp for RnnBackward {
             .iter()
             .map(|ps| ps.each_ref().map(|t| t.as_ref().map(Tensor::data)))
             .collect();
-        let weights: Vec<RnnWeights<'_, f32>> = guards.iter().map(weights_of).collect();
+        let weights: Vec<RnnWeights<'_, f32>> = guards
+            .iter()
+            .zip(&masks)
+            .map(|(g, m)| RnnWeights {
+                h_mask: m.as_deref(),
+                ..weights_of(g)
+            })
+            .collect();
 
         // Phase 1: the reverse loops, both directions in parallel.
         let time = |k: usize, s: Saved, dh0: &mut [f32], dc0: &mut [f32]| -> TimeGrads {

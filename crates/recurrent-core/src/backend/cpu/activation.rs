@@ -32,7 +32,7 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = p.mul_add(r, 8.333_452e-3);
     let p = p.mul_add(r, 4.166_579_6e-2);
     let p = p.mul_add(r, 1.666_666_5e-1);
-    let p = p.mul_add(r, 5.000_000_1e-1);
+    let p = p.mul_add(r, 0.5);
     let r2 = r * r;
     let e = p.mul_add(r2, r + 1.0);
     // 2^n from the exponent bits (n in [-126, 127] after the clamp).

@@ -8,7 +8,8 @@ use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
     add_bias, combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
-    RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
+    mask_packed_rows, masked_rows, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps,
+    MIN_SLICE_ROWS,
 };
 
 /// The nonlinearity of an Elman RNN.
@@ -94,6 +95,11 @@ pub fn elman_forward<T: Float>(
         let w_hh_t = MatRef::new(w.w_hh, h, h).t();
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
         for_each_slice(&slices, |lo, hi| {
+            let mut hm = if w.h_mask.is_some() {
+                vec![T::zero(); (hi - lo) * h]
+            } else {
+                Vec::new()
+            };
             for t in steps.order(reverse) {
                 let top = hi.min(steps.batch_size(t));
                 if top <= lo {
@@ -103,10 +109,17 @@ pub fn elman_forward<T: Float>(
                 let base = steps.offset(t) + lo;
                 // SAFETY: slices own disjoint rows of every shared buffer.
                 unsafe {
-                    // a += h_{t-1} · W_hhᵀ
+                    // a += h_{t-1} · W_hhᵀ   (h_{t-1} ⊙ mask with variational dropout)
+                    let h_in = match w.h_mask {
+                        Some(mask) => {
+                            masked_rows(&mut hm, &h_b, mask, lo, n);
+                            MatRef::new(&hm[..n * h], n, h)
+                        }
+                        None => h_b.rows_ref(lo, n),
+                    };
                     matmul(
                         a_b.rows_mut(base, n),
-                        h_b.rows_ref(lo, n),
+                        h_in,
                         w_hh_t,
                         true,
                         Parallelism::Sequential,
@@ -176,6 +189,15 @@ pub fn elman_backward_time<T: Float>(
                         false,
                         Parallelism::Sequential,
                     );
+                    if let Some(mask) = w.h_mask {
+                        for i in 0..n {
+                            let r = lo + i;
+                            for (d, &k) in dh_b.row_mut(r).iter_mut().zip(&mask[r * h..(r + 1) * h])
+                            {
+                                *d *= k;
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -199,10 +221,13 @@ pub fn elman_backward_weights<T: Float>(
 ) {
     denormal::ensure();
     let h = dims.hidden_size;
-    let hprev = if grads.w_hh.is_some() {
+    let mut hprev = if grads.w_hh.is_some() {
         gather_prev(out, h0, steps, reverse)
     } else {
         Vec::new()
     };
+    if let (Some(mask), false) = (w.h_mask, hprev.is_empty()) {
+        mask_packed_rows(&mut hprev, mask, steps);
+    }
     input_and_weight_grads(dx, grads, da, da, x, &hprev, w, h, h);
 }

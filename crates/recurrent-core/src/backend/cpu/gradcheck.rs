@@ -42,6 +42,8 @@ pub(crate) struct Problem {
     pub c0: Vec<f64>,
     /// w_ih, w_hh, b_ih, b_hh, w_hr (empty when absent)
     pub params: [Vec<f64>; 5],
+    /// Variational dropout mask on the recurrent input `[B, P]` (empty: none).
+    pub h_mask: Vec<f64>,
 }
 
 /// Outputs of one layer-direction.
@@ -114,7 +116,18 @@ impl Problem {
             steps,
             reverse,
             params,
+            h_mask: Vec::new(),
         }
+    }
+
+    /// The same problem with a fixed dropout mask (keep probability 1/2, scale 2) on `h_{t-1}`.
+    pub fn with_state_mask(mut self, seed: u64) -> Problem {
+        let mut g = Generator::new(seed);
+        let n = self.steps.batch() * self.dims.out_size();
+        self.h_mask = (0..n)
+            .map(|_| if g.uniform_f64() < 0.5 { 0.0 } else { 2.0 })
+            .collect();
+        self
     }
 
     fn weights(&self) -> RnnWeights<'_, f64> {
@@ -127,6 +140,7 @@ impl Problem {
             b_ih: opt(&self.params[2]),
             b_hh: opt(&self.params[3]),
             w_hr: opt(&self.params[4]),
+            h_mask: opt(&self.h_mask),
         }
     }
 
@@ -409,6 +423,28 @@ mod tests {
         }
         eprintln!("finite-difference checks: {total} gradient elements");
         assert!(total > 1000, "{total}");
+    }
+
+    #[test]
+    fn finite_differences_with_a_variational_state_mask() {
+        let mut total = 0;
+        for (kind, proj) in kinds() {
+            for &reverse in &[false, true] {
+                let dims = RnnDims {
+                    input_size: 2,
+                    hidden_size: 3,
+                    proj_size: proj,
+                };
+                let p = Problem::random(kind, dims, &[3, 3, 2, 1], reverse, true, 31)
+                    .with_state_mask(7);
+                total += check(&p, 1);
+                // the same with batch slices
+                let p = Problem::random(kind, dims, &[16, 16, 12, 9, 3], reverse, true, 32)
+                    .with_state_mask(8);
+                total += check(&p, 2);
+            }
+        }
+        assert!(total > 800, "{total}");
     }
 
     #[test]

@@ -6,10 +6,11 @@
 
 use super::denormal;
 use super::float::Float;
-use super::gemm::{matmul, MatRef, Parallelism};
+use super::gemm::{matmul, MatMut, MatRef, Parallelism};
 use super::scan::{
-    add_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection, RnnDims,
-    RnnGrads, RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
+    add_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
+    mask_packed_rows, masked_rows, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps,
+    MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one GRU layer-direction needs from its forward pass.
@@ -135,6 +136,11 @@ pub fn gru_forward<T: Float>(
         for_each_slice(&slices, |lo, hi| {
             let mut gh = vec![T::zero(); (hi - lo) * g];
             let gh_b = RowBlock::new(&mut gh, g);
+            let mut hm = if w.h_mask.is_some() {
+                vec![T::zero(); (hi - lo) * h]
+            } else {
+                Vec::new()
+            };
             for t in steps.order(reverse) {
                 let top = hi.min(steps.batch_size(t));
                 if top <= lo {
@@ -151,9 +157,17 @@ pub fn gru_forward<T: Float>(
                             None => gh_b.row_mut(i).fill(T::zero()),
                         }
                     }
+                    // (h_{t-1} ⊙ mask with variational dropout)
+                    let h_in = match w.h_mask {
+                        Some(mask) => {
+                            masked_rows(&mut hm, &h_b, mask, lo, n);
+                            MatRef::new(&hm[..n * h], n, h)
+                        }
+                        None => h_b.rows_ref(lo, n),
+                    };
                     matmul(
                         gh_b.rows_mut(0, n),
-                        h_b.rows_ref(lo, n),
+                        h_in,
                         w_hh_t,
                         true,
                         Parallelism::Sequential,
@@ -226,6 +240,11 @@ pub fn gru_backward_time<T: Float>(
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
         for_each_slice(&slices, |lo, hi| {
             let mut dh_t = vec![T::zero(); h];
+            let mut rec = if w.h_mask.is_some() {
+                vec![T::zero(); (hi - lo) * h]
+            } else {
+                Vec::new()
+            };
             for t in steps.order(reverse).rev() {
                 let top = hi.min(steps.batch_size(t));
                 if top <= lo {
@@ -257,14 +276,37 @@ pub fn gru_backward_time<T: Float>(
                             dh_b.row_mut(lo + i),
                         );
                     }
-                    // ∂L/∂h_{t-1} = dh ⊙ z + ∂L/∂gh · W_hh
-                    matmul(
-                        dh_b.rows_mut(lo, n),
-                        dgh_b.rows_ref(base, n),
-                        w_hh,
-                        true,
-                        Parallelism::Sequential,
-                    );
+                    // ∂L/∂h_{t-1} = dh ⊙ z + (∂L/∂gh · W_hh) ⊙ mask
+                    match w.h_mask {
+                        None => matmul(
+                            dh_b.rows_mut(lo, n),
+                            dgh_b.rows_ref(base, n),
+                            w_hh,
+                            true,
+                            Parallelism::Sequential,
+                        ),
+                        Some(mask) => {
+                            matmul(
+                                MatMut::new(&mut rec[..n * h], n, h),
+                                dgh_b.rows_ref(base, n),
+                                w_hh,
+                                false,
+                                Parallelism::Sequential,
+                            );
+                            for i in 0..n {
+                                let r = lo + i;
+                                let src = &rec[i * h..(i + 1) * h];
+                                for ((d, &v), &k) in dh_b
+                                    .row_mut(r)
+                                    .iter_mut()
+                                    .zip(src)
+                                    .zip(&mask[r * h..(r + 1) * h])
+                                {
+                                    *d += v * k;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -288,10 +330,13 @@ pub fn gru_backward_weights<T: Float>(
 ) {
     denormal::ensure();
     let h = dims.hidden_size;
-    let hprev = if grads.w_hh.is_some() {
+    let mut hprev = if grads.w_hh.is_some() {
         gather_prev(out, h0, steps, reverse)
     } else {
         Vec::new()
     };
+    if let (Some(mask), false) = (w.h_mask, hprev.is_empty()) {
+        mask_packed_rows(&mut hprev, mask, steps);
+    }
     input_and_weight_grads(dx, grads, &time.dgx, &time.dgh, x, &hprev, w, 3 * h, h);
 }

@@ -12,7 +12,8 @@ use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
     add_bias, combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
-    RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
+    mask_packed_rows, masked_rows, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps,
+    MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one LSTM layer-direction needs from its forward pass.
@@ -173,6 +174,11 @@ pub fn lstm_forward<T: Float>(
                 Vec::new()
             };
             let m_scratch_b = RowBlock::new(&mut m_scratch, h);
+            let mut hm = if w.h_mask.is_some() {
+                vec![T::zero(); (hi - lo) * p]
+            } else {
+                Vec::new()
+            };
             for t in steps.order(reverse) {
                 let top = hi.min(steps.batch_size(t));
                 if top <= lo {
@@ -183,10 +189,17 @@ pub fn lstm_forward<T: Float>(
                 // SAFETY: this slice alone touches rows lo..hi of the state buffers and rows
                 // base..base+n of the packed buffers; slices are disjoint.
                 unsafe {
-                    // gates += h_{t-1} · W_hhᵀ
+                    // gates += h_{t-1} · W_hhᵀ   (h_{t-1} ⊙ mask with variational dropout)
+                    let h_in = match w.h_mask {
+                        Some(mask) => {
+                            masked_rows(&mut hm, &h_b, mask, lo, n);
+                            MatRef::new(&hm[..n * p], n, p)
+                        }
+                        None => h_b.rows_ref(lo, n),
+                    };
                     matmul(
                         gates_b.rows_mut(base, n),
-                        h_b.rows_ref(lo, n),
+                        h_in,
                         w_hh_t,
                         true,
                         Parallelism::Sequential,
@@ -357,6 +370,16 @@ pub fn lstm_backward_time<T: Float>(
                         false,
                         Parallelism::Sequential,
                     );
+                    if let Some(mask) = w.h_mask {
+                        // h_{t-1} entered the product as h_{t-1} ⊙ mask
+                        for i in 0..n {
+                            let r = lo + i;
+                            for (d, &k) in dh_b.row_mut(r).iter_mut().zip(&mask[r * p..(r + 1) * p])
+                            {
+                                *d *= k;
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -387,11 +410,14 @@ pub fn lstm_backward_weights<T: Float>(
 ) {
     denormal::ensure();
     let (h, p) = (dims.hidden_size, dims.out_size());
-    let hprev = if grads.w_hh.is_some() {
+    let mut hprev = if grads.w_hh.is_some() {
         gather_prev(out, h0, steps, reverse)
     } else {
         Vec::new()
     };
+    if let (Some(mask), false) = (w.h_mask, hprev.is_empty()) {
+        mask_packed_rows(&mut hprev, mask, steps);
+    }
     input_and_weight_grads(
         dx,
         grads,

@@ -430,6 +430,49 @@ pub struct RnnWeights<'a, T> {
     pub b_hh: Option<&'a [T]>,
     /// `weight_hr` (LSTM projection): `[P, H]`.
     pub w_hr: Option<&'a [T]>,
+    /// Variational dropout on the recurrent input: `[B, P]`, one mask row per sequence, the
+    /// same at every step. The product with `W_hh` then reads `h_{t-1} ⊙ mask` (the GRU's
+    /// direct `z ⊙ h_{t-1}` term keeps the unmasked state).
+    pub h_mask: Option<&'a [T]>,
+}
+
+/// `dst[i] = src[i] ⊙ mask[i]` for rows `lo..lo + n` of a `[B, P]` state and mask, into `[n, P]`.
+#[inline]
+pub fn masked_rows<T: Float>(
+    dst: &mut [T],
+    src: &RowBlock<'_, T>,
+    mask: &[T],
+    lo: usize,
+    n: usize,
+) {
+    let p = src.width();
+    for i in 0..n {
+        // SAFETY: callers own rows lo..lo + n of `src` (their batch slice).
+        let row = unsafe { src.row(lo + i) };
+        for ((d, &s), &m) in dst[i * p..(i + 1) * p]
+            .iter_mut()
+            .zip(row)
+            .zip(&mask[(lo + i) * p..(lo + i + 1) * p])
+        {
+            *d = s * m;
+        }
+    }
+}
+
+/// Multiply every packed row `(t, r)` of `[N, P]` by mask row `r` (for `H_prev ⊙ mask`).
+pub fn mask_packed_rows<T: Float>(m: &mut [T], mask: &[T], steps: &Steps) {
+    let p = mask.len() / steps.batch();
+    for t in 0..steps.len() {
+        let base = steps.offset(t);
+        for r in 0..steps.batch_size(t) {
+            for (v, &k) in m[(base + r) * p..(base + r + 1) * p]
+                .iter_mut()
+                .zip(&mask[r * p..(r + 1) * p])
+            {
+                *v *= k;
+            }
+        }
+    }
 }
 
 /// Gradient buffers of one layer-direction's parameters. Kernels *add* into them; a `None`

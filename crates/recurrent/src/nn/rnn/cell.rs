@@ -230,6 +230,7 @@ impl CellBase {
             b_ih: self.b_ih.as_ref(),
             b_hh: self.b_hh.as_ref(),
             w_hr: None,
+            h_mask: None,
         }];
         let dims = RnnDims {
             input_size: self.input_size,

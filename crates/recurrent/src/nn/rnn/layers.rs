@@ -9,6 +9,7 @@ use super::packed::PackedSequence;
 use crate::backend::cpu::scan::{RnnDims, Steps};
 use crate::nn::init;
 use crate::nn::module::Module;
+use crate::ops::dropout::dropout_mask;
 use crate::ops::rnn::{rnn_layer, DirectionParams, RnnMode};
 use crate::rng::with_global;
 use crate::{Error, Generator, Result, Tensor};
@@ -36,6 +37,19 @@ impl Nonlinearity {
     }
 }
 
+/// Variational ("locked") dropout, beyond PyTorch's API (Gal & Ghahramani 2016, AWD-LSTM):
+/// one mask per sequence, the same at every timestep, in training only. Off (0) by default,
+/// so nothing changes unless asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VariationalDropout {
+    /// On each layer's input.
+    pub input: f64,
+    /// On the recurrent state `h_{t-1}` where it enters the product with `W_hh`.
+    pub state: f64,
+    /// On each layer's output (the last layer's included).
+    pub output: f64,
+}
+
 /// The arguments every recurrent module shares (PyTorch's names and defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RnnOptions {
@@ -53,6 +67,11 @@ pub struct RnnOptions {
     pub dropout: f64,
     /// Run a second, reverse direction in every layer (default false).
     pub bidirectional: bool,
+    /// Variational dropout (not in PyTorch; off by default).
+    pub variational: VariationalDropout,
+    /// DropConnect on `W_hh` (AWD-LSTM's "weight drop"; not in PyTorch; 0 by default): each
+    /// training forward uses `W_hh ⊙ M / (1 - p)` with a fresh Bernoulli mask `M`.
+    pub weight_drop: f64,
 }
 
 impl RnnOptions {
@@ -65,6 +84,8 @@ impl RnnOptions {
             batch_first: false,
             dropout: 0.0,
             bidirectional: false,
+            variational: VariationalDropout::default(),
+            weight_drop: 0.0,
         }
     }
 }
@@ -113,6 +134,17 @@ macro_rules! rnn_config {
             /// Set `bidirectional`.
             pub fn with_bidirectional(mut self, on: bool) -> Self {
                 self.options.bidirectional = on;
+                self
+            }
+            /// Variational dropout on layer inputs, the recurrent state and layer outputs
+            /// (one mask per sequence, the same at every step; not in PyTorch).
+            pub fn with_variational_dropout(mut self, input: f64, state: f64, output: f64) -> Self {
+                self.options.variational = VariationalDropout { input, state, output };
+                self
+            }
+            /// DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop; not in PyTorch).
+            pub fn with_weight_drop(mut self, p: f64) -> Self {
+                self.options.weight_drop = p;
                 self
             }
             /// Build with PyTorch's initialisation from the process-wide generator.
@@ -179,6 +211,17 @@ impl GruConfig {
     }
 }
 
+/// A variational dropout mask for packed rows `[N, F]`: one `[F]` mask per sequence (drawn
+/// once), repeated at every step of that sequence.
+pub fn sequence_mask(steps: &Steps, f: usize, p: f32, g: &mut Generator) -> Vec<f32> {
+    let per_seq = dropout_mask(steps.batch() * f, p, g);
+    let mut out = Vec::with_capacity(steps.total() * f);
+    for t in 0..steps.len() {
+        out.extend_from_slice(&per_seq[..steps.batch_size(t) * f]);
+    }
+    out
+}
+
 /// The parameters of one direction of one layer.
 #[derive(Clone, Debug)]
 pub struct LayerParams {
@@ -195,13 +238,18 @@ pub struct LayerParams {
 }
 
 impl LayerParams {
-    fn as_direction(&self) -> DirectionParams<'_> {
+    fn as_direction<'a>(
+        &'a self,
+        w_hh: Option<&'a Tensor>,
+        h_mask: Option<&'a [f32]>,
+    ) -> DirectionParams<'a> {
         DirectionParams {
             w_ih: &self.w_ih,
-            w_hh: &self.w_hh,
+            w_hh: w_hh.unwrap_or(&self.w_hh),
             b_ih: self.b_ih.as_ref(),
             b_hh: self.b_hh.as_ref(),
             w_hr: self.w_hr.as_ref(),
+            h_mask,
         }
     }
 }
@@ -230,6 +278,17 @@ impl RnnBase {
             return Err(Error::invalid(
                 "dropout should be a number in range [0, 1] representing the probability of an element being zeroed",
             ));
+        }
+        let v = o.variational;
+        for (name, p) in [
+            ("variational input dropout", v.input),
+            ("variational state dropout", v.state),
+            ("variational output dropout", v.output),
+            ("weight_drop", o.weight_drop),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::invalid(format!("{name} must be in [0, 1), got {p}")));
+            }
         }
         if o.input_size == 0 {
             return Err(Error::invalid("input_size must be greater than zero"));
@@ -435,10 +494,47 @@ impl RnnBase {
                 hidden_size: self.options.hidden_size,
                 proj_size: self.proj_size,
             };
-            let params: Vec<DirectionParams<'_>> =
-                dirs.iter().map(LayerParams::as_direction).collect();
+            let train = self.training;
+            let v = self.options.variational;
+            let p_out = self.out_size();
+            if train && v.input > 0.0 {
+                x = x.mul_mask(&with_global(|g| {
+                    sequence_mask(steps, dims.input_size, v.input as f32, g)
+                }))?;
+            }
+            let state_masks: Vec<Option<Vec<f32>>> = (0..d)
+                .map(|_| {
+                    (train && v.state > 0.0).then(|| {
+                        with_global(|g| dropout_mask(steps.batch() * p_out, v.state as f32, g))
+                    })
+                })
+                .collect();
+            let dropped: Vec<Option<Tensor>> = dirs
+                .iter()
+                .map(|lp| {
+                    (train && self.options.weight_drop > 0.0)
+                        .then(|| {
+                            let m = with_global(|g| {
+                                dropout_mask(lp.w_hh.numel(), self.options.weight_drop as f32, g)
+                            });
+                            lp.w_hh.mul_mask(&m)
+                        })
+                        .transpose()
+                })
+                .collect::<Result<_>>()?;
+            let params: Vec<DirectionParams<'_>> = dirs
+                .iter()
+                .zip(&dropped)
+                .zip(&state_masks)
+                .map(|((lp, w), m)| lp.as_direction(w.as_ref(), m.as_deref()))
+                .collect();
             let r = rnn_layer(self.mode, &x, steps, &h0_k, c0_k.as_ref(), &params, dims)?;
             x = r.output;
+            if train && v.output > 0.0 {
+                x = x.mul_mask(&with_global(|g| {
+                    sequence_mask(steps, d * p_out, v.output as f32, g)
+                }))?;
+            }
             if self.training && self.options.dropout > 0.0 && k + 1 < nl {
                 let p = self.options.dropout as f32;
                 x = with_global(|g| x.dropout(p, true, g))?;

@@ -7,8 +7,8 @@ pub mod packed;
 
 pub use cell::{CellConfig, GruCell, LstmCell, RnnCell};
 pub use layers::{
-    Gru, GruConfig, LayerParams, Lstm, LstmConfig, LstmState, Nonlinearity, Rnn, RnnBase,
-    RnnConfig, RnnOptions,
+    sequence_mask, Gru, GruConfig, LayerParams, Lstm, LstmConfig, LstmState, Nonlinearity, Rnn,
+    RnnBase, RnnConfig, RnnOptions, VariationalDropout,
 };
 pub use packed::{
     invert_permutation, pack_padded_sequence, pack_sequence, pad_packed_sequence, pad_sequence,

@@ -1,0 +1,594 @@
+//! `recurrent charlm`: a character-level language model (one-to-many generation).
+//!
+//! Training uses truncated backpropagation through time: the text is cut into `batch_size`
+//! parallel streams, each stream is read in consecutive chunks of `seq_len` characters, and
+//! the hidden state is carried from one chunk to the next (detached, so gradients stop at the
+//! chunk boundary). The first `1 - val_fraction` of the file trains, the rest validates; the
+//! validation loss is reported in nats and in bits per character. The best model is kept;
+//! each epoch is checkpointed atomically and `--resume` continues exactly.
+//!
+//! Sampling feeds the prompt through the network, then draws characters one at a time from
+//! the softmax of `logits / temperature` (optionally only among the `top_k` most likely),
+//! streaming each as it comes.
+
+use crate::checkpoint;
+use anyhow::{anyhow, bail, Context, Result};
+use recurrent::io::{
+    load_safetensors, load_safetensors_bytes, safetensors_bytes, save_safetensors, write_atomic,
+};
+use recurrent::nn::{
+    visit_child, Embedding, EmbeddingConfig, Gru, GruConfig, Linear, LinearConfig, Lstm,
+    LstmConfig, Module, StateDict,
+};
+use recurrent::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, OptimizerState};
+use recurrent::{ClassTarget, CrossEntropyOptions, Generator, Tensor};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The recurrent cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Cell {
+    /// LSTM.
+    Lstm,
+    /// GRU.
+    Gru,
+}
+
+/// A character model's settings (saved in `config.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CharConfig {
+    /// Cell.
+    pub cell: Cell,
+    /// Embedding size.
+    pub embedding_dim: usize,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Dropout between layers.
+    pub dropout: f64,
+    /// Characters per chunk (the truncation length of BPTT).
+    pub seq_len: usize,
+    /// Parallel streams.
+    pub batch_size: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Learning rate (Adam, cosine-free constant).
+    pub lr: f64,
+    /// Gradient-norm clipping.
+    pub clip: f64,
+    /// Fraction of the text (its end) used for validation.
+    pub val_fraction: f64,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for CharConfig {
+    fn default() -> Self {
+        CharConfig {
+            cell: Cell::Lstm,
+            embedding_dim: 64,
+            hidden: 256,
+            layers: 2,
+            dropout: 0.1,
+            seq_len: 100,
+            batch_size: 64,
+            epochs: 10,
+            lr: 2e-3,
+            clip: 1.0,
+            val_fraction: 0.1,
+            seed: 1,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    format: String,
+    chars: Vec<char>,
+    config: CharConfig,
+}
+
+enum Rec {
+    Lstm(Lstm),
+    Gru(Gru),
+}
+
+/// `(h, c)` carried between chunks (`c` only for LSTM).
+type State = Option<(Tensor, Option<Tensor>)>;
+
+/// Embedding → RNN → Linear over characters.
+pub struct CharModel {
+    embedding: Embedding,
+    rnn: Rec,
+    fc: Linear,
+    training: bool,
+}
+
+impl Module for CharModel {
+    fn visit_parameters(&self, f: &mut dyn FnMut(&str, &Tensor)) {
+        visit_child("embedding", &self.embedding, f);
+        match &self.rnn {
+            Rec::Lstm(m) => visit_child("rnn", m, f),
+            Rec::Gru(m) => visit_child("rnn", m, f),
+        }
+        visit_child("fc", &self.fc, f);
+    }
+    fn set_training(&mut self, t: bool) {
+        self.training = t;
+        match &mut self.rnn {
+            Rec::Lstm(m) => m.set_training(t),
+            Rec::Gru(m) => m.set_training(t),
+        }
+    }
+    fn type_name(&self) -> &'static str {
+        "CharModel"
+    }
+}
+
+impl CharModel {
+    /// A fresh model over `vocab` characters.
+    pub fn new(cfg: &CharConfig, vocab: usize, g: &mut Generator) -> Result<CharModel> {
+        let embedding = EmbeddingConfig::new(vocab, cfg.embedding_dim).init_with(g)?;
+        let rnn = match cfg.cell {
+            Cell::Lstm => Rec::Lstm(
+                LstmConfig::new(cfg.embedding_dim, cfg.hidden)
+                    .with_num_layers(cfg.layers)
+                    .with_dropout(cfg.dropout)
+                    .init_with(g)?,
+            ),
+            Cell::Gru => Rec::Gru(
+                GruConfig::new(cfg.embedding_dim, cfg.hidden)
+                    .with_num_layers(cfg.layers)
+                    .with_dropout(cfg.dropout)
+                    .init_with(g)?,
+            ),
+        };
+        let fc = LinearConfig::new(cfg.hidden, vocab).init_with(g)?;
+        Ok(CharModel {
+            embedding,
+            rnn,
+            fc,
+            training: true,
+        })
+    }
+
+    /// Logits `[T*B, V]` for ids laid out `[T, B]` (time-major), and the final state.
+    pub fn forward(
+        &self,
+        ids: &[usize],
+        t: usize,
+        b: usize,
+        state: &State,
+    ) -> Result<(Tensor, State)> {
+        let e = self.embedding.forward(ids, &[t, b])?;
+        let (out, st) = match (&self.rnn, state) {
+            (Rec::Lstm(m), Some((h, Some(c)))) => {
+                let (o, (h, c)) = m.forward(&e, Some((h, c)))?;
+                (o, (h, Some(c)))
+            }
+            (Rec::Lstm(m), _) => {
+                let (o, (h, c)) = m.forward(&e, None)?;
+                (o, (h, Some(c)))
+            }
+            (Rec::Gru(m), s) => {
+                let (o, h) = m.forward(&e, s.as_ref().map(|s| &s.0))?;
+                (o, (h, None))
+            }
+        };
+        let hsz = out.shape()[2];
+        let logits = self.fc.forward(&out.reshape(&[t * b, hsz])?)?;
+        Ok((logits, Some(st)))
+    }
+}
+
+fn detach(s: &State) -> State {
+    s.as_ref()
+        .map(|(h, c)| (h.detach(), c.as_ref().map(Tensor::detach)))
+}
+
+/// `[T, B]` inputs and targets of chunk `k` of `B` streams of `stream_len` characters.
+fn chunk(streams: &[Vec<usize>], k: usize, t: usize) -> (Vec<usize>, Vec<i64>, usize) {
+    let b = streams.len();
+    let start = k * t;
+    let len = t.min(streams[0].len() - 1 - start);
+    let mut x = Vec::with_capacity(len * b);
+    let mut y = Vec::with_capacity(len * b);
+    for s in 0..len {
+        for stream in streams {
+            x.push(stream[start + s]);
+            y.push(stream[start + s + 1] as i64);
+        }
+    }
+    (x, y, len)
+}
+
+fn make_streams(ids: &[usize], b: usize) -> Vec<Vec<usize>> {
+    let per = ids.len() / b;
+    (0..b)
+        .map(|k| ids[k * per..(k + 1) * per].to_vec())
+        .collect()
+}
+
+/// Mean cross-entropy (nats) of the model on `ids` read as `b` streams.
+pub fn evaluate(model: &CharModel, ids: &[usize], b: usize, t: usize) -> Result<f64> {
+    let _ng = recurrent::no_grad();
+    let b = b.min(ids.len() / (t + 1)).max(1);
+    let streams = make_streams(ids, b);
+    let chunks = (streams[0].len() - 1).div_ceil(t);
+    let (mut total, mut count) = (0.0, 0usize);
+    let mut state: State = None;
+    for k in 0..chunks {
+        let (x, y, len) = chunk(&streams, k, t);
+        if len == 0 {
+            break;
+        }
+        let (logits, st) = model.forward(&x, len, b, &state)?;
+        state = st;
+        let loss = logits
+            .cross_entropy(ClassTarget::Indices(&y), CrossEntropyOptions::default())?
+            .item()? as f64;
+        total += loss * y.len() as f64;
+        count += y.len();
+    }
+    Ok(total / count.max(1) as f64)
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct State2 {
+    epoch: usize,
+    best_val: f64,
+    rng: [u64; 4],
+    history: Vec<(usize, f64, f64, f64)>,
+}
+
+/// What training did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CharReport {
+    /// `(epoch, train nats, validation nats, seconds)`.
+    pub history: Vec<(usize, f64, f64, f64)>,
+    /// Best validation loss in nats per character.
+    pub best_val_nats: f64,
+    /// The same in bits per character.
+    pub best_val_bpc: f64,
+    /// Total wall time (s).
+    pub seconds: f64,
+}
+
+fn optimizer_state_bytes(st: &OptimizerState) -> Result<Vec<u8>> {
+    let sd: StateDict = st
+        .buffers
+        .iter()
+        .map(|(n, v)| Ok((n.clone(), Tensor::from_vec(v.clone(), &[v.len()])?)))
+        .collect::<Result<_>>()?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("lr".into(), format!("{:e}", st.lr));
+    meta.insert("steps".into(), serde_json::to_string(&st.steps)?);
+    Ok(safetensors_bytes(&sd, Some(meta))?)
+}
+
+fn optimizer_state_from(bytes: &[u8]) -> Result<OptimizerState> {
+    let n = u64::from_le_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(|| anyhow!("optimizer state too short"))?
+            .try_into()?,
+    ) as usize;
+    let header: serde_json::Value = serde_json::from_slice(
+        bytes
+            .get(8..8 + n)
+            .ok_or_else(|| anyhow!("optimizer state truncated"))?,
+    )?;
+    let meta = &header["__metadata__"];
+    let sd = load_safetensors_bytes(bytes, "optimizer state")?;
+    Ok(OptimizerState {
+        lr: meta["lr"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no lr"))?
+            .parse()?,
+        buffers: sd
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_vec()))
+            .collect(),
+        steps: serde_json::from_str(meta["steps"].as_str().ok_or_else(|| anyhow!("no steps"))?)?,
+    })
+}
+
+/// Train (or, with `resume`, continue) a character model on `text_path` into `out`.
+pub fn train(
+    text_path: Option<&Path>,
+    out: &Path,
+    cfg: CharConfig,
+    resume: bool,
+    max_chars: Option<usize>,
+    quiet: bool,
+) -> Result<CharReport> {
+    let t0 = Instant::now();
+    let (cfg, chars, text) = if resume {
+        let (cfg, chars) = load_config(out)?;
+        let src = std::fs::read_to_string(out.join("source.txt"))
+            .context("the run does not record its text file")?;
+        let text = std::fs::read_to_string(src.trim())
+            .with_context(|| format!("reading {}", src.trim()))?;
+        (cfg, chars, text)
+    } else {
+        let p = text_path.ok_or_else(|| anyhow!("--text FILE is required"))?;
+        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            anyhow!(
+                "{}: not valid UTF-8 (byte {})",
+                p.display(),
+                e.utf8_error().valid_up_to()
+            )
+        })?;
+        if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+            bail!("{} already exists and is not empty: use --resume, or another --out (nothing was overwritten)", out.display());
+        }
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.sort_unstable();
+        chars.dedup();
+        std::fs::create_dir_all(out)?;
+        let cf = ConfigFile {
+            format: "recurrent-charlm/1".into(),
+            chars: chars.clone(),
+            config: cfg.clone(),
+        };
+        write_atomic(
+            &out.join("config.json"),
+            serde_json::to_string_pretty(&cf)?.as_bytes(),
+        )?;
+        let abs = std::fs::canonicalize(p)?;
+        write_atomic(&out.join("source.txt"), abs.to_string_lossy().as_bytes())?;
+        (cfg, chars, text)
+    };
+    let mut ids: Vec<usize> = {
+        let index = |c: char| {
+            chars
+                .binary_search(&c)
+                .map_err(|_| anyhow!("character {c:?} is not in the model's vocabulary"))
+        };
+        text.chars().map(index).collect::<Result<_>>()?
+    };
+    if let Some(m) = max_chars {
+        ids.truncate(m);
+    }
+    let n_val = ((ids.len() as f64) * cfg.val_fraction) as usize;
+    let (train_ids, val_ids) = ids.split_at(ids.len() - n_val);
+    let (b, t) = (cfg.batch_size.max(1), cfg.seq_len.max(1));
+    if train_ids.len() < b * (t + 1) || val_ids.len() < t + 1 {
+        bail!(
+            "the text is too short for --batch-size {b} and --seq-len {t} ({} characters)",
+            ids.len()
+        );
+    }
+    let mut g = Generator::new(cfg.seed);
+    let mut model = CharModel::new(&cfg, chars.len(), &mut g)?;
+    let mut opt = Adam::new(model.parameters(), AdamConfig::adam().with_lr(cfg.lr))?;
+    let mut st = State2 {
+        best_val: f64::INFINITY,
+        ..Default::default()
+    };
+    recurrent::manual_seed(cfg.seed ^ 0xC4A2);
+    if resume {
+        let (name, files) = checkpoint::load_latest(out, &mut |w| eprintln!("warning: {w}"))?
+            .ok_or_else(|| anyhow!("{} has no checkpoint", out.display()))?;
+        if !quiet {
+            eprintln!("Resuming from {name}");
+        }
+        model.load_state_dict(
+            &load_safetensors_bytes(&files["model.safetensors"], "checkpoint")?,
+            true,
+        )?;
+        opt.load_state(&optimizer_state_from(&files["optimizer.safetensors"])?)?;
+        st = serde_json::from_slice(&files["trainer.json"])?;
+        recurrent::rng::set_global_state(st.rng);
+    }
+    if !quiet {
+        eprintln!(
+            "{} characters ({} distinct): {} train, {} validation; model {} parameters",
+            ids.len(),
+            chars.len(),
+            train_ids.len(),
+            val_ids.len(),
+            model.num_parameters()
+        );
+    }
+    let streams = make_streams(train_ids, b);
+    let chunks = (streams[0].len() - 1) / t;
+    while st.epoch < cfg.epochs {
+        let te = Instant::now();
+        model.set_training(true);
+        let mut state: State = None;
+        let (mut total, mut count) = (0.0, 0usize);
+        for k in 0..chunks {
+            let (x, y, len) = chunk(&streams, k, t);
+            opt.zero_grad();
+            let (logits, s) = model.forward(&x, len, b, &detach(&state))?;
+            state = s;
+            let loss =
+                logits.cross_entropy(ClassTarget::Indices(&y), CrossEntropyOptions::default())?;
+            let lv = loss.item()? as f64;
+            if !lv.is_finite() {
+                bail!(
+                    "non-finite loss at epoch {} chunk {k}: lower --lr",
+                    st.epoch + 1
+                );
+            }
+            loss.backward()?;
+            clip_grad_norm(opt.params(), cfg.clip, 2.0, false)?;
+            opt.step()?;
+            total += lv * y.len() as f64;
+            count += y.len();
+            if crate::sentiment::train::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                bail!("interrupted: the last completed epoch is checkpointed; continue with `recurrent charlm train --resume {}`", out.display());
+            }
+        }
+        model.set_training(false);
+        let val = evaluate(&model, val_ids, 16, t)?;
+        let train_loss = total / count.max(1) as f64;
+        st.epoch += 1;
+        st.history
+            .push((st.epoch, train_loss, val, te.elapsed().as_secs_f64()));
+        if !quiet {
+            eprintln!(
+                "epoch {:>3}/{}  train {:.4} nats  val {:.4} nats ({:.3} bits/char)  {:.0} s",
+                st.epoch,
+                cfg.epochs,
+                train_loss,
+                val,
+                val / std::f64::consts::LN_2,
+                te.elapsed().as_secs_f64()
+            );
+        }
+        if val < st.best_val {
+            st.best_val = val;
+            save_safetensors(&out.join("model.safetensors"), &model.state_dict(), None)?;
+        }
+        st.rng = recurrent::rng::global_state();
+        checkpoint::save(
+            out,
+            &format!("epoch-{:06}", st.epoch),
+            &[
+                (
+                    "model.safetensors",
+                    safetensors_bytes(&model.state_dict(), None)?,
+                ),
+                (
+                    "optimizer.safetensors",
+                    optimizer_state_bytes(&opt.state())?,
+                ),
+                ("trainer.json", serde_json::to_vec(&st)?),
+            ],
+        )?;
+    }
+    let report = CharReport {
+        history: st.history.clone(),
+        best_val_nats: st.best_val,
+        best_val_bpc: st.best_val / std::f64::consts::LN_2,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    write_atomic(
+        &out.join("metrics.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    Ok(report)
+}
+
+fn load_config(dir: &Path) -> Result<(CharConfig, Vec<char>)> {
+    let p = dir.join("config.json");
+    let text = std::fs::read_to_string(&p)
+        .with_context(|| format!("{} is not a character model directory", dir.display()))?;
+    let cf: ConfigFile = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid character model config", p.display()))?;
+    if cf.format != "recurrent-charlm/1" || cf.chars.is_empty() {
+        bail!("{}: not a character model config", p.display());
+    }
+    Ok((cf.config, cf.chars))
+}
+
+/// Sampling settings.
+#[derive(Clone, Debug)]
+pub struct SampleOptions {
+    /// Text to start from (fed through the model first).
+    pub prompt: String,
+    /// Characters to generate.
+    pub length: usize,
+    /// Softmax temperature (> 0).
+    pub temperature: f64,
+    /// Keep only the k most likely characters (0: all).
+    pub top_k: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Generate text from a trained model directory, calling `emit` for each character.
+pub fn sample(dir: &Path, o: &SampleOptions, emit: &mut dyn FnMut(char)) -> Result<String> {
+    if !(o.temperature > 0.0 && o.temperature.is_finite()) {
+        bail!("--temperature must be positive, got {}", o.temperature);
+    }
+    let (cfg, chars) = load_config(dir)?;
+    let mut model = CharModel::new(&cfg, chars.len(), &mut Generator::new(0))?;
+    model
+        .load_state_dict(&load_safetensors(&dir.join("model.safetensors"))?, true)
+        .context("model.safetensors does not match config.json")?;
+    model.set_training(false);
+    let _ng = recurrent::no_grad();
+    let mut g = Generator::new(o.seed);
+    let prompt: Vec<usize> = o
+        .prompt
+        .chars()
+        .map(|c| {
+            chars
+                .binary_search(&c)
+                .map_err(|_| anyhow!("the prompt has {c:?}, which the model never saw"))
+        })
+        .collect::<Result<_>>()?;
+    let start = if prompt.is_empty() {
+        vec![g.below(chars.len() as u64) as usize]
+    } else {
+        prompt
+    };
+    let (mut logits, mut state) = model.forward(&start, start.len(), 1, &None)?;
+    let mut out = String::new();
+    for _ in 0..o.length {
+        let v = chars.len();
+        let l = logits.to_vec();
+        let last = &l[l.len() - v..];
+        let mut idx: Vec<usize> = (0..v).collect();
+        if o.top_k > 0 && o.top_k < v {
+            idx.sort_by(|&a, &b| last[b].total_cmp(&last[a]));
+            idx.truncate(o.top_k);
+        }
+        let m = idx
+            .iter()
+            .map(|&i| last[i] as f64)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let w: Vec<f64> = idx
+            .iter()
+            .map(|&i| ((last[i] as f64 - m) / o.temperature).exp())
+            .collect();
+        let total: f64 = w.iter().sum();
+        let mut r = g.uniform_f64() * total;
+        let mut pick = idx[idx.len() - 1];
+        for (k, &wi) in w.iter().enumerate() {
+            if r < wi {
+                pick = idx[k];
+                break;
+            }
+            r -= wi;
+        }
+        let c = chars[pick];
+        emit(c);
+        out.push(c);
+        let (lg, st) = model.forward(&[pick], 1, 1, &state)?;
+        logits = lg;
+        state = st;
+    }
+    Ok(out)
+}
+
+/// Print a sample, streaming characters to standard output.
+pub fn print_sample(dir: &Path, o: &SampleOptions) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    write!(lock, "{}", o.prompt)?;
+    sample(dir, o, &mut |c| {
+        let _ = write!(lock, "{c}");
+        let _ = lock.flush();
+    })?;
+    writeln!(lock)?;
+    Ok(())
+}
+
+/// Resolve the default text: tiny-shakespeare next to the repository, if present.
+pub fn default_text() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/tinyshakespeare/input.txt");
+    p.exists().then_some(p)
+}

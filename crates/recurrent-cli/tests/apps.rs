@@ -1,0 +1,392 @@
+//! The other applications end to end on tiny settings (CI): forecasting on the real airline
+//! series, a character model on a small text (train, resume, sample), sequence to sequence
+//! on generated dates, and the vanishing-gradient diagnosis.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recurrent"))
+        .args(args)
+        .output()
+        .expect("run recurrent")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "recurrent {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(!o.status.success(), "recurrent {args:?} should have failed");
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn shared(rel: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(rel);
+    p.exists().then_some(p)
+}
+
+/// A small series: the airline passengers when present, else a seasonal series written here.
+fn series(dir: &std::path::Path) -> PathBuf {
+    if let Some(p) = shared("timeseries/airline-passengers.csv") {
+        return p;
+    }
+    eprintln!("note: ../shared/data/timeseries is absent; using a generated seasonal series");
+    let p = dir.join("s.csv");
+    let mut s = String::from("Month,Passengers\n");
+    for i in 0..144 {
+        s += &format!(
+            "m{i},{}\n",
+            100.0 + i as f64 * 2.0 + 30.0 * ((i % 12) as f64 * 0.52).sin()
+        );
+    }
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[test]
+fn forecast_beats_nothing_silly_and_writes_its_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = series(tmp.path());
+    let out = tmp.path().join("f");
+    for strategy in ["direct", "recursive"] {
+        let o = ok(&[
+            "forecast",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--column",
+            "Passengers",
+            "--window",
+            "12",
+            "--horizon",
+            "3",
+            "--strategy",
+            strategy,
+            "--season",
+            "12",
+            "--epochs",
+            "30",
+            "--hidden",
+            "16",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("RMSE") && text.contains("naive") && text.contains("seasonal naive/12"),
+            "{text}"
+        );
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        let rmse = m["model"]["rmse"].as_f64().unwrap();
+        assert!(rmse.is_finite() && rmse > 0.0);
+        assert_eq!(
+            &std::fs::read(out.join("forecast.png")).unwrap()[..4],
+            b"\x89PNG"
+        );
+        assert!(
+            std::fs::read_to_string(out.join("forecast.csv"))
+                .unwrap()
+                .lines()
+                .count()
+                > 10
+        );
+    }
+    // Bad input.
+    let e = fails(&[
+        "forecast",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--column",
+        "Nope",
+    ]);
+    assert!(e.contains("no column \"Nope\""), "{e}");
+    let e = fails(&[
+        "forecast",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--column",
+        "Passengers",
+        "--horizon",
+        "50",
+        "--test",
+        "10",
+    ]);
+    assert!(e.contains("--test must be at least the horizon"), "{e}");
+    assert!(
+        fails(&["forecast", "--csv", "/nonexistent.csv", "--column", "x"])
+            .contains("/nonexistent.csv")
+    );
+}
+
+#[test]
+fn charlm_trains_resumes_and_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tmp.path().join("t.txt");
+    let body =
+        "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
+            .repeat(40);
+    std::fs::write(&text, &body).unwrap();
+    let out = tmp.path().join("lm");
+    let args = |epochs: &str| -> Vec<String> {
+        [
+            "charlm",
+            "train",
+            "--text",
+            text.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--hidden",
+            "32",
+            "--layers",
+            "1",
+            "--embedding-dim",
+            "8",
+            "--seq-len",
+            "20",
+            "--batch-size",
+            "8",
+            "--epochs",
+            epochs,
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let a: Vec<String> = args("2");
+    ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let first = m["history"][0][2].as_f64().unwrap();
+    let best = m["best_val_nats"].as_f64().unwrap();
+    assert!(best <= first && best < (30f64).ln(), "{m}");
+    // Training into the same folder again is refused; resuming is not.
+    assert!(fails(&a.iter().map(String::as_str).collect::<Vec<_>>()).contains("already exists"));
+    ok(&[
+        "charlm",
+        "train",
+        "--resume",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    // Sampling: seeded, so repeatable; the prompt is echoed.
+    let s1 = ok(&[
+        "charlm",
+        "sample",
+        "--model",
+        out.to_str().unwrap(),
+        "--prompt",
+        "To be",
+        "--length",
+        "40",
+        "--seed",
+        "3",
+    ]);
+    let s2 = ok(&[
+        "charlm",
+        "sample",
+        "--model",
+        out.to_str().unwrap(),
+        "--prompt",
+        "To be",
+        "--length",
+        "40",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(s1.stdout, s2.stdout);
+    let t = String::from_utf8_lossy(&s1.stdout);
+    assert!(t.starts_with("To be") && t.chars().count() >= 45, "{t}");
+    let k = ok(&[
+        "charlm",
+        "sample",
+        "--model",
+        out.to_str().unwrap(),
+        "--length",
+        "20",
+        "--top-k",
+        "1",
+        "--temperature",
+        "0.5",
+    ]);
+    assert!(!k.stdout.is_empty());
+    // A prompt with characters the model never saw, and a bad temperature.
+    assert!(fails(&[
+        "charlm",
+        "sample",
+        "--model",
+        out.to_str().unwrap(),
+        "--prompt",
+        "Ω"
+    ])
+    .contains("never saw"));
+    assert!(fails(&[
+        "charlm",
+        "sample",
+        "--model",
+        out.to_str().unwrap(),
+        "--temperature",
+        "0"
+    ])
+    .contains("temperature"));
+}
+
+#[test]
+fn seq2seq_learns_dates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("r.json");
+    let o = ok(&[
+        "seq2seq",
+        "--train",
+        "3000",
+        "--test",
+        "200",
+        "--epochs",
+        "3",
+        "--hidden",
+        "64",
+        "--beam",
+        "3",
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("held-out exact match"), "{text}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let greedy = r["greedy_accuracy"].as_f64().unwrap();
+    let beam = r["beam_accuracy"].as_f64().unwrap();
+    // Three short epochs already translate most dates; chance is ~0.
+    assert!(greedy > 0.3, "greedy accuracy {greedy}");
+    assert!(beam >= greedy - 0.05, "beam {beam} vs greedy {greedy}");
+    // Without attention, and with an LSTM, it still runs.
+    ok(&[
+        "seq2seq",
+        "--train",
+        "300",
+        "--test",
+        "20",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--attention",
+        "false",
+        "--cell",
+        "lstm",
+        "--quiet",
+    ]);
+    assert!(
+        fails(&["seq2seq", "--cell", "tcn", "--train", "10", "--test", "2", "--epochs", "1"])
+            .contains("gru or lstm")
+    );
+}
+
+#[test]
+fn diagnose_shows_the_vanishing_gradient() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("d");
+    ok(&[
+        "diagnose",
+        "--steps",
+        "30",
+        "--hidden",
+        "16",
+        "--layers",
+        "2",
+        "--train-steps",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let ratio = |cell: &str| -> f64 {
+        s["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["cell"] == cell)
+            .unwrap()["ratio_first_last_init"]
+            .as_f64()
+            .unwrap()
+    };
+    // At initialisation the gradient reaching the first step is a tiny fraction of the last
+    // step's for the Elman RNN, and much larger for the gated cells.
+    assert!(ratio("rnn") < 1e-2, "rnn ratio {}", ratio("rnn"));
+    assert!(
+        ratio("lstm") > 10.0 * ratio("rnn"),
+        "lstm {} vs rnn {}",
+        ratio("lstm"),
+        ratio("rnn")
+    );
+    assert!(
+        ratio("gru") > 10.0 * ratio("rnn"),
+        "gru {} vs rnn {}",
+        ratio("gru"),
+        ratio("rnn")
+    );
+    for f in [
+        "vanishing_gradient.png",
+        "layer_gradient_norms.png",
+        "gradient_norms.csv",
+        "layer_norms.csv",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let csv = std::fs::read_to_string(out.join("gradient_norms.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * 2 * 30);
+}
+
+#[test]
+fn dropout_variants_train_through_the_cli() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/imdb-mini/aclImdb_v1.tar.gz");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("v");
+    ok(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--embedding-dim",
+        "16",
+        "--max-vocab",
+        "1000",
+        "--var-input",
+        "0.2",
+        "--var-state",
+        "0.3",
+        "--var-output",
+        "0.2",
+        "--weight-drop",
+        "0.4",
+        "--quiet",
+    ]);
+    assert!(out.join("model.safetensors").is_file());
+    assert!(fails(&[
+        "train",
+        "--var-state",
+        "1.5",
+        "--out",
+        tmp.path().join("w").to_str().unwrap()
+    ])
+    .contains("var_state"));
+}
