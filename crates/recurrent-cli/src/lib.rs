@@ -1,6 +1,8 @@
 //! The `recurrent` command-line tool's library: the applications (the IMDB sentiment lab and
 //! its siblings), checkpoints, metrics, plots and data location.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod charlm;
 pub mod checkpoint;

@@ -379,7 +379,7 @@ struct Settings {
     /// Tokenizer: basic_english or char.
     #[arg(long)]
     tokenizer: Option<String>,
-    /// Vocabulary size (not counting <unk> and <pad>).
+    /// Vocabulary size (not counting `<unk>` and `<pad>`).
     #[arg(long)]
     max_vocab: Option<usize>,
     /// Minimum token count for the vocabulary.

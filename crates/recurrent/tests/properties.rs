@@ -372,3 +372,46 @@ fn weight_drop_gradient_flows_through_the_kept_weights_only() {
             < 5
     );
 }
+
+#[test]
+fn padding_and_unpacking_utilities() {
+    use recurrent::nn::{pad_sequence, unpack_sequence, unpad_sequence, PaddingSide};
+    let a = Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[3, 2]).unwrap();
+    let b = Tensor::from_vec(vec![7., 8.], &[1, 2]).unwrap();
+    // Right padding, time-major: [T=3, B=2, 2].
+    let p = pad_sequence(&[a.clone(), b.clone()], false, -1.0, PaddingSide::Right).unwrap();
+    assert_eq!(p.shape(), &[3, 2, 2]);
+    assert_eq!(
+        p.to_vec(),
+        vec![1., 2., 7., 8., 3., 4., -1., -1., 5., 6., -1., -1.]
+    );
+    // Left padding, batch-first: [B=2, T=3, 2].
+    let l = pad_sequence(&[a.clone(), b.clone()], true, 0.0, PaddingSide::Left).unwrap();
+    assert_eq!(
+        l.to_vec(),
+        vec![1., 2., 3., 4., 5., 6., 0., 0., 0., 0., 7., 8.]
+    );
+    // unpad_sequence inverts pad_sequence.
+    let back = unpad_sequence(&p, &[3, 1], false).unwrap();
+    assert_eq!(
+        (back[0].to_vec(), back[1].to_vec()),
+        (a.to_vec(), b.to_vec())
+    );
+    // unpack_sequence inverts pack_sequence, in the caller's order (unsorted here).
+    let packed = pack_sequence(&[b.clone(), a.clone()], false).unwrap();
+    assert_eq!(packed.sorted_indices.as_deref(), Some(&[1, 0][..]));
+    assert_eq!(packed.lengths(), vec![1, 3]);
+    let un = unpack_sequence(&packed).unwrap();
+    assert_eq!((un[0].to_vec(), un[1].to_vec()), (b.to_vec(), a.to_vec()));
+    // pad_packed_sequence with total_length pads further.
+    let (padded, lens) = pad_packed_sequence(&packed, true, 0.0, Some(5)).unwrap();
+    assert_eq!((padded.shape(), lens), (&[2, 5, 2][..], vec![1, 3]));
+    assert!(pad_sequence(&[], false, 0.0, PaddingSide::Right).is_err());
+    assert!(pad_sequence(
+        &[a, Tensor::zeros(&[2, 3]).unwrap()],
+        false,
+        0.0,
+        PaddingSide::Right
+    )
+    .is_err());
+}

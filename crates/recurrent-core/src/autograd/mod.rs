@@ -67,7 +67,7 @@ pub fn needs_grad(inputs: &[&Tensor]) -> bool {
 /// An op's backward: consumes its saved state.
 pub trait BackwardOp: Send + Sync {
     /// `grads[k]` is the gradient of output `k` (`None`: no gradient reached it, i.e. zero).
-    /// Returns one entry per input (in the order given to [`record`]); `needs[i]` says whether
+    /// Returns one entry per input (in the order the op listed its inputs); `needs[i]` says whether
     /// input `i` wants one, and an entry may be `None` when it does not.
     fn backward(
         self: Box<Self>,

@@ -3,7 +3,7 @@
 //! Tensors live on a [`Device`]. Ops (in [`crate::ops`]) match on the device of their inputs
 //! and call that device's kernels; layer code never sees a device. The CPU backend is
 //! [`cpu`]. A CUDA backend will sit beside it behind the `cuda` feature; until it exists,
-//! asking for a CUDA device returns [`Error::DeviceUnavailable`](crate::Error::DeviceUnavailable).
+//! asking for a CUDA device returns [`crate::Error::DeviceUnavailable`].
 
 pub mod cpu;
 

@@ -1,4 +1,4 @@
-//! Differentiable operations on [`Tensor`](crate::Tensor), one file per family.
+//! Differentiable operations on [`crate::Tensor`], one file per family.
 //!
 //! Each op validates its arguments (returning `Err`, never panicking on user input), computes
 //! its output through the device kernels, and, when gradients are needed, records one

@@ -109,9 +109,23 @@ enum Saved {
     Elman(ElmanSaved<f32>),
 }
 
-/// How many threads each direction's recurrence may use.
+/// How many threads each direction's recurrence may use (batch slices carried through time
+/// by separate threads). `RECURRENT_RNN_SLICES=1` forces one slice, whose per-step product is
+/// then split across the threads by the GEMM instead (for measuring the two strategies).
 fn slices_per_direction(directions: usize) -> usize {
-    (rayon::current_num_threads() / directions).max(1)
+    let threads = rayon::current_num_threads();
+    let forced = std::env::var("RECURRENT_RNN_SLICES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    forced
+        .unwrap_or(threads / directions)
+        .clamp(1, threads.max(1))
+}
+
+/// Whether the two directions of a bidirectional layer run at the same time (the default) or
+/// one after the other with all threads each (`RECURRENT_BIDIR_SERIAL=1`, for measurements).
+fn directions_in_parallel() -> bool {
+    !matches!(std::env::var("RECURRENT_BIDIR_SERIAL").as_deref(), Ok("1"))
 }
 
 fn check_shape(what: &str, t: &Tensor, expected: &[usize]) -> Result<()> {
@@ -202,7 +216,11 @@ pub fn rnn_layer(
         inputs.extend(dp.tensors().into_iter().flatten());
     }
     let training = needs_grad(&inputs);
-    let max_slices = slices_per_direction(d);
+    let max_slices = if directions_in_parallel() {
+        slices_per_direction(d)
+    } else {
+        slices_per_direction(1)
+    };
 
     let mut out = vec![0.0f32; n * d * p];
     let mut h_n = vec![0.0f32; d * b * p];
@@ -290,10 +308,15 @@ pub fn rnn_layer(
             let (h_f, h_r) = h_n.split_at_mut(b * p);
             let (c_f, c_r) = c_n.split_at_mut(c_chunk);
             let (s_f, s_r) = saved.split_at_mut(1);
-            rayon::join(
-                || run(0, h_f, c_f, &mut s_f[0]),
-                || run(1, h_r, c_r, &mut s_r[0]),
-            );
+            if directions_in_parallel() {
+                rayon::join(
+                    || run(0, h_f, c_f, &mut s_f[0]),
+                    || run(1, h_r, c_r, &mut s_r[0]),
+                );
+            } else {
+                run(0, h_f, c_f, &mut s_f[0]);
+                run(1, h_r, c_r, &mut s_r[0]);
+            }
         } else {
             run(0, &mut h_n, &mut c_n, &mut saved[0]);
         }
@@ -394,7 +417,11 @@ impl BackwardOp for RnnBackward {
         let dout = grads.next().flatten();
         let dh_n = grads.next().flatten();
         let dc_n = grads.next().flatten();
-        let max_slices = slices_per_direction(d);
+        let max_slices = if directions_in_parallel() {
+            slices_per_direction(d)
+        } else {
+            slices_per_direction(1)
+        };
 
         let mut dh0 = vec![0.0f32; d * b * p];
         let mut dc0 = vec![0.0f32; if lstm { d * b * h } else { 0 }];
@@ -468,8 +495,12 @@ impl BackwardOp for RnnBackward {
             let (dh_f, dh_r) = dh0.split_at_mut(b * p);
             let c_chunk = if lstm { b * h } else { 0 };
             let (dc_f, dc_r) = dc0.split_at_mut(c_chunk);
-            let (a, r) = rayon::join(|| time(0, s0, dh_f, dc_f), || time(1, s1, dh_r, dc_r));
-            vec![a, r]
+            if directions_in_parallel() {
+                let (a, r) = rayon::join(|| time(0, s0, dh_f, dc_f), || time(1, s1, dh_r, dc_r));
+                vec![a, r]
+            } else {
+                vec![time(0, s0, dh_f, dc_f), time(1, s1, dh_r, dc_r)]
+            }
         } else {
             vec![time(0, saved.next().expect("fwd"), &mut dh0, &mut dc0)]
         };

@@ -5,11 +5,11 @@
 
 use super::denormal;
 use super::float::Float;
-use super::gemm::{matmul, MatRef, Parallelism};
+use super::gemm::{matmul, MatRef};
 use super::scan::{
     add_bias, combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
-    mask_packed_rows, masked_rows, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps,
-    MIN_SLICE_ROWS,
+    mask_packed_rows, masked_rows, step_parallelism, RnnDims, RnnGrads, RnnWeights, RowBlock,
+    RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// The nonlinearity of an Elman RNN.
@@ -94,6 +94,7 @@ pub fn elman_forward<T: Float>(
         let h_b = RowBlock::new(h_n, h);
         let w_hh_t = MatRef::new(w.w_hh, h, h).t();
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
+        let step_par = step_parallelism(&slices, max_slices);
         for_each_slice(&slices, |lo, hi| {
             let mut hm = if w.h_mask.is_some() {
                 vec![T::zero(); (hi - lo) * h]
@@ -117,13 +118,7 @@ pub fn elman_forward<T: Float>(
                         }
                         None => h_b.rows_ref(lo, n),
                     };
-                    matmul(
-                        a_b.rows_mut(base, n),
-                        h_in,
-                        w_hh_t,
-                        true,
-                        Parallelism::Sequential,
-                    );
+                    matmul(a_b.rows_mut(base, n), h_in, w_hh_t, true, step_par);
                     for i in 0..n {
                         let row = a_b.row_mut(base + i);
                         elman_cell_forward(row, bias.as_deref(), act);
@@ -166,6 +161,7 @@ pub fn elman_backward_time<T: Float>(
         let dh_b = RowBlock::new(dh0, h);
         let w_hh = MatRef::new(w.w_hh, h, h);
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
+        let step_par = step_parallelism(&slices, max_slices);
         for_each_slice(&slices, |lo, hi| {
             for t in steps.order(reverse).rev() {
                 let top = hi.min(steps.batch_size(t));
@@ -187,7 +183,7 @@ pub fn elman_backward_time<T: Float>(
                         a_b.rows_ref(base, n),
                         w_hh,
                         false,
-                        Parallelism::Sequential,
+                        step_par,
                     );
                     if let Some(mask) = w.h_mask {
                         for i in 0..n {

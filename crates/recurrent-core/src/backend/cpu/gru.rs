@@ -6,11 +6,11 @@
 
 use super::denormal;
 use super::float::Float;
-use super::gemm::{matmul, MatMut, MatRef, Parallelism};
+use super::gemm::{matmul, MatMut, MatRef};
 use super::scan::{
     add_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
-    mask_packed_rows, masked_rows, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps,
-    MIN_SLICE_ROWS,
+    mask_packed_rows, masked_rows, step_parallelism, RnnDims, RnnGrads, RnnWeights, RowBlock,
+    RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one GRU layer-direction needs from its forward pass.
@@ -133,6 +133,7 @@ pub fn gru_forward<T: Float>(
         let ghn_b = RowBlock::new(&mut ghn_all, h);
         let w_hh_t = MatRef::new(w.w_hh, g, h).t();
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
+        let step_par = step_parallelism(&slices, max_slices);
         for_each_slice(&slices, |lo, hi| {
             let mut gh = vec![T::zero(); (hi - lo) * g];
             let gh_b = RowBlock::new(&mut gh, g);
@@ -165,13 +166,7 @@ pub fn gru_forward<T: Float>(
                         }
                         None => h_b.rows_ref(lo, n),
                     };
-                    matmul(
-                        gh_b.rows_mut(0, n),
-                        h_in,
-                        w_hh_t,
-                        true,
-                        Parallelism::Sequential,
-                    );
+                    matmul(gh_b.rows_mut(0, n), h_in, w_hh_t, true, step_par);
                     for i in 0..n {
                         let ghr = gh_b.row(i);
                         gru_cell_forward(
@@ -238,6 +233,7 @@ pub fn gru_backward_time<T: Float>(
         let dh_b = RowBlock::new(dh0, h);
         let w_hh = MatRef::new(w.w_hh, g, h);
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
+        let step_par = step_parallelism(&slices, max_slices);
         for_each_slice(&slices, |lo, hi| {
             let mut dh_t = vec![T::zero(); h];
             let mut rec = if w.h_mask.is_some() {
@@ -283,7 +279,7 @@ pub fn gru_backward_time<T: Float>(
                             dgh_b.rows_ref(base, n),
                             w_hh,
                             true,
-                            Parallelism::Sequential,
+                            step_par,
                         ),
                         Some(mask) => {
                             matmul(
@@ -291,7 +287,7 @@ pub fn gru_backward_time<T: Float>(
                                 dgh_b.rows_ref(base, n),
                                 w_hh,
                                 false,
-                                Parallelism::Sequential,
+                                step_par,
                             );
                             for i in 0..n {
                                 let r = lo + i;

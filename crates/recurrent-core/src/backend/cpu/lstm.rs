@@ -12,8 +12,8 @@ use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
     add_bias, combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
-    mask_packed_rows, masked_rows, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps,
-    MIN_SLICE_ROWS,
+    mask_packed_rows, masked_rows, step_parallelism, RnnDims, RnnGrads, RnnWeights, RowBlock,
+    RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one LSTM layer-direction needs from its forward pass.
@@ -166,6 +166,7 @@ pub fn lstm_forward<T: Float>(
         let w_hh_t = MatRef::new(w.w_hh, g, p).t();
         let w_hr_t = w.w_hr.map(|m| MatRef::new(m, p, h).t());
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
+        let step_par = step_parallelism(&slices, max_slices);
         for_each_slice(&slices, |lo, hi| {
             // Scratch for m when it is not kept: one allocation per call, none per step.
             let mut m_scratch = if proj && !saving {
@@ -197,13 +198,7 @@ pub fn lstm_forward<T: Float>(
                         }
                         None => h_b.rows_ref(lo, n),
                     };
-                    matmul(
-                        gates_b.rows_mut(base, n),
-                        h_in,
-                        w_hh_t,
-                        true,
-                        Parallelism::Sequential,
-                    );
+                    matmul(gates_b.rows_mut(base, n), h_in, w_hh_t, true, step_par);
                     for i in 0..n {
                         let c = c_b.row_mut(lo + i);
                         let m = if !proj {
@@ -225,13 +220,7 @@ pub fn lstm_forward<T: Float>(
                         } else {
                             m_scratch_b.rows_ref(0, n)
                         };
-                        matmul(
-                            h_b.rows_mut(lo, n),
-                            m_rows,
-                            w_hr_t,
-                            false,
-                            Parallelism::Sequential,
-                        );
+                        matmul(h_b.rows_mut(lo, n), m_rows, w_hr_t, false, step_par);
                     }
                     for i in 0..n {
                         out.row_mut(base + i).copy_from_slice(h_b.row(lo + i));
@@ -308,6 +297,7 @@ pub fn lstm_backward_time<T: Float>(
         let w_hh = MatRef::new(w.w_hh, g, p);
         let w_hr = w.w_hr.map(|m| MatRef::new(m, p, h));
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
+        let step_par = step_parallelism(&slices, max_slices);
         for_each_slice(&slices, |lo, hi| {
             let mut dm_scratch = if proj {
                 vec![T::zero(); (hi - lo) * h]
@@ -343,7 +333,7 @@ pub fn lstm_backward_time<T: Float>(
                             dh_b.rows_ref(lo, n),
                             w_hr,
                             false,
-                            Parallelism::Sequential,
+                            step_par,
                         );
                     }
                     for i in 0..n {
@@ -368,7 +358,7 @@ pub fn lstm_backward_time<T: Float>(
                         gates_b.rows_ref(base, n),
                         w_hh,
                         false,
-                        Parallelism::Sequential,
+                        step_par,
                     );
                     if let Some(mask) = w.h_mask {
                         // h_{t-1} entered the product as h_{t-1} ⊙ mask

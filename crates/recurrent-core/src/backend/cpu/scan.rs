@@ -150,6 +150,17 @@ impl Steps {
     }
 }
 
+/// The parallelism of the per-step products: when the batch is carried by one slice but more
+/// threads were allowed (`max_slices > 1`, a batch too small to split), the product itself may
+/// use them; inside a slice it runs on the slice's own thread.
+pub fn step_parallelism(slices: &[(usize, usize)], max_slices: usize) -> Parallelism {
+    if slices.len() == 1 && max_slices > 1 {
+        Parallelism::Auto
+    } else {
+        Parallelism::Sequential
+    }
+}
+
 /// Run `f(lo, hi)` for every slice, in parallel when there are several.
 pub fn for_each_slice(slices: &[(usize, usize)], f: impl Fn(usize, usize) + Sync) {
     if slices.len() == 1 {
