@@ -30,6 +30,33 @@ pub enum Strategy {
     Recursive,
 }
 
+/// A transform applied to the series before scaling, and undone on the forecasts.
+///
+/// Networks with bounded activations cannot extrapolate a trend past the range they were
+/// trained on; differencing removes the trend and the log makes multiplicative seasonality
+/// additive (the classic treatment of the airline series).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// The values as they are.
+    None,
+    /// `ln(v)` (the values must be positive).
+    Log,
+    /// First differences `v_t - v_{t-1}`; forecasts are summed back from the last known value.
+    Diff,
+    /// First differences of `ln(v)`.
+    LogDiff,
+}
+
+impl Transform {
+    fn log(self) -> bool {
+        matches!(self, Transform::Log | Transform::LogDiff)
+    }
+    fn diff(self) -> bool {
+        matches!(self, Transform::Diff | Transform::LogDiff)
+    }
+}
+
 /// The recurrent cell of the forecaster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -61,6 +88,8 @@ pub struct ForecastConfig {
     pub val_fraction: f64,
     /// Season length for the seasonal-naive baseline (0: none).
     pub season: usize,
+    /// Transform of the series before scaling.
+    pub transform: Transform,
     /// Cell.
     pub cell: Cell,
     /// Hidden size.
@@ -271,26 +300,52 @@ pub fn run(cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
     } else {
         1
     };
-    if n_train < w + out_len + 1 {
+    if n_train < w + out_len + 1 + usize::from(cfg.transform.diff()) {
         bail!(
             "the training part ({n_train} points) is too short for --window {w} and --horizon {hz}"
         );
     }
+    // The transform: `level` is the series the differences are taken of (ln(v) or v), `z` what
+    // the network sees (z_t = level_t - level_{t-1} when differencing; z_0 is unused).
+    if cfg.transform.log() {
+        if let Some(i) = series.iter().position(|&v| v <= 0.0) {
+            bail!(
+                "--transform {:?} needs positive values, but value {} of the series is {}",
+                cfg.transform,
+                i + 1,
+                series[i]
+            );
+        }
+    }
+    let level: Vec<f64> = if cfg.transform.log() {
+        series.iter().map(|v| v.ln()).collect()
+    } else {
+        series.clone()
+    };
+    let z: Vec<f64> = if cfg.transform.diff() {
+        (0..n)
+            .map(|t| if t == 0 { 0.0 } else { level[t] - level[t - 1] })
+            .collect()
+    } else {
+        level.clone()
+    };
+    let first = usize::from(cfg.transform.diff());
     // Scaling from the training part only.
-    let train_part = &series[..n_train];
-    let mean = train_part.iter().sum::<f64>() / n_train as f64;
+    let train_part = &z[first..n_train];
+    let mean = train_part.iter().sum::<f64>() / train_part.len() as f64;
     let std = (train_part
         .iter()
         .map(|v| (v - mean) * (v - mean))
         .sum::<f64>()
-        / n_train as f64)
+        / train_part.len() as f64)
         .sqrt()
         .max(1e-12);
-    let scaled: Vec<f32> = series.iter().map(|v| ((v - mean) / std) as f32).collect();
+    let scaled: Vec<f32> = z.iter().map(|v| ((v - mean) / std) as f32).collect();
     // Windows: inputs end before index `e`, targets are e..e+out_len. A window belongs to the
-    // part that holds its last target.
-    let windows =
-        |lo: usize, hi: usize| -> Vec<usize> { (lo.max(w)..=hi.saturating_sub(out_len)).collect() };
+    // part that holds its last target; with differencing, z_0 is never an input.
+    let windows = |lo: usize, hi: usize| -> Vec<usize> {
+        (lo.max(w + first)..=hi.saturating_sub(out_len)).collect()
+    };
     let train_w = windows(0, n_train);
     let val_w = windows(n_train, rest);
     let make_batch = |ends: &[usize]| -> recurrent::Result<(Tensor, Tensor)> {
@@ -412,7 +467,26 @@ pub fn run(cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
                 }
             }
         }
-        Ok(out.into_iter().map(|v| v * std + mean).collect())
+        // Undo the scaling, then the differencing (summing from the last known level), then
+        // the log.
+        let mut prev = level[o - 1];
+        Ok(out
+            .into_iter()
+            .map(|v| {
+                let zt = v * std + mean;
+                let lv = if cfg.transform.diff() {
+                    prev += zt;
+                    prev
+                } else {
+                    zt
+                };
+                if cfg.transform.log() {
+                    lv.exp()
+                } else {
+                    lv
+                }
+            })
+            .collect())
     };
     let (mut pred, mut actual, mut naive, mut snaive) = (vec![], vec![], vec![], vec![]);
     let mut first_path = Vec::new();

@@ -111,6 +111,9 @@ struct ForecastArgs {
     /// Season length for the seasonal-naive baseline (e.g. 12 for monthly data; 0: none).
     #[arg(long, default_value_t = 0)]
     season: usize,
+    /// Transform before scaling (undone on the forecasts): none, log, diff or log-diff.
+    #[arg(long, value_enum, default_value = "none")]
+    transform: recurrent_cli::forecast::Transform,
     /// Recurrent cell.
     #[arg(long, value_enum, default_value = "lstm")]
     cell: recurrent_cli::forecast::Cell,
@@ -752,6 +755,7 @@ fn run() -> Result<ExitCode> {
                 test: a.test.unwrap_or((n / 5).max(a.horizon)),
                 val_fraction: a.val_fraction,
                 season: a.season,
+                transform: a.transform,
                 cell: a.cell,
                 hidden: a.hidden,
                 layers: a.layers,

@@ -54,7 +54,9 @@ fn bounds(panel: &Panel<'_>) -> ((f64, f64), (f64, f64)) {
         .filter(|p| p.0.is_finite() && p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
-        let y = if panel.log_y { y.max(1e-12) } else { y };
+        if panel.log_y && y <= 0.0 {
+            continue; // not drawable on a log axis
+        }
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
@@ -67,11 +69,66 @@ fn bounds(panel: &Panel<'_>) -> ((f64, f64), (f64, f64)) {
         x1 = x0 + 1.0;
     }
     if panel.log_y {
-        let (a, b) = (y0.max(1e-12), y1.max(y0.max(1e-12) * 10.0));
-        return ((x0, x1), (a, b));
+        if y0 > y1 {
+            return ((x0, x1), (0.1, 10.0));
+        }
+        // Whole decades, so that the ticks are powers of ten.
+        let (a, b) = (
+            y0.log10().floor(),
+            y1.log10().ceil().max(y0.log10().floor() + 1.0),
+        );
+        return ((x0, x1), (10f64.powf(a), 10f64.powf(b)));
     }
     let pad = ((y1 - y0) * 0.05).max(1e-6);
     ((x0, x1), (y0 - pad, y1 + pad))
+}
+
+/// The corner of the plot where the legend hides the fewest points.
+fn legend_corner(panel: &Panel<'_>, xr: (f64, f64), yr: (f64, f64)) -> SeriesLabelPosition {
+    let ny = |y: f64| {
+        if panel.log_y {
+            (y.log10() - yr.0.log10()) / (yr.1.log10() - yr.0.log10())
+        } else {
+            (y - yr.0) / (yr.1 - yr.0)
+        }
+    };
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let hidden = |right: bool, upper: bool| {
+        panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.0.is_finite() && p.1.is_finite() && (!panel.log_y || p.1 > 0.0))
+            .filter(|p| {
+                let (x, y) = ((p.0 - xr.0) / (xr.1 - xr.0), ny(p.1));
+                let in_x = if right { x > 0.55 } else { x < 0.45 };
+                let in_y = if upper { y > 0.6 } else { y < 0.4 };
+                in_x && in_y
+            })
+            .count()
+    };
+    corners
+        .into_iter()
+        .min_by_key(|&(_, r, u)| hidden(r, u))
+        .map(|(c, _, _)| c)
+        .unwrap_or(SeriesLabelPosition::UpperRight)
+}
+
+/// Tick labels: powers of ten as `1e-5` on a log axis, plain numbers without a trailing `.0`.
+fn tick_label(v: &f64, log: bool) -> String {
+    if log {
+        format!("{v:.0e}")
+    } else if v.fract() == 0.0 && v.abs() < 1e9 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
 }
 
 fn draw_panel<DB: DrawingBackend>(
@@ -82,6 +139,8 @@ where
     DB::ErrorType: 'static,
 {
     let ((x0, x1), (y0, y1)) = bounds(panel);
+    let corner = legend_corner(panel, (x0, x1), (y0, y1));
+    let log = panel.log_y;
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing plot: {e:?}");
     let mut builder = ChartBuilder::on(area);
     builder
@@ -97,6 +156,8 @@ where
                 .x_desc(panel.x_label)
                 .y_desc(panel.y_label)
                 .label_style(("sans-serif", 14))
+                .x_label_formatter(&|v| tick_label(v, false))
+                .y_label_formatter(&|v| tick_label(v, log))
                 .draw()
                 .map_err(err)?;
             for (i, s) in panel.series.iter().enumerate() {
@@ -117,6 +178,7 @@ where
             }
             chart
                 .configure_series_labels()
+                .position(corner)
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 14))

@@ -129,6 +129,74 @@ fn forecast_beats_nothing_silly_and_writes_its_outputs() {
     );
 }
 
+/// On an exponential trend, `log-diff` turns the series into a constant (scaled to zero), so
+/// whatever the network outputs the forecast is the exact continuation: this checks that the
+/// transform is undone correctly (summed back from the last value, then exponentiated). Without
+/// the transform the network cannot leave the range it was trained on.
+#[test]
+fn forecast_transforms_are_undone_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("exp.csv");
+    let mut s = String::from("t,v\n");
+    for i in 0..120 {
+        s += &format!("{i},{}\n", 100.0 * 1.02f64.powi(i));
+    }
+    std::fs::write(&csv, s).unwrap();
+    let rmse = |transform: &str| -> f64 {
+        let out = tmp.path().join(transform);
+        ok(&[
+            "forecast",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--column",
+            "v",
+            "--window",
+            "8",
+            "--horizon",
+            "4",
+            "--test",
+            "12",
+            "--epochs",
+            "3",
+            "--hidden",
+            "8",
+            "--transform",
+            transform,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(m["config"]["transform"], transform.replace('-', "_"));
+        m["model"]["rmse"].as_f64().unwrap()
+    };
+    let exact = rmse("log-diff");
+    assert!(exact < 1e-3, "log-diff on an exponential: rmse {exact}");
+    let plain = rmse("none");
+    assert!(
+        plain > 100.0 * exact.max(1e-3),
+        "none {plain} vs log-diff {exact}"
+    );
+    // A log needs positive values.
+    let zeros: String = (0..30).map(|i| format!("{i},{}\n", i % 5)).collect();
+    std::fs::write(&csv, format!("t,v\n{zeros}")).unwrap();
+    let e = fails(&[
+        "forecast",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--column",
+        "v",
+        "--window",
+        "2",
+        "--test",
+        "4",
+        "--transform",
+        "log",
+    ]);
+    assert!(e.contains("needs positive values"), "{e}");
+}
+
 #[test]
 fn charlm_trains_resumes_and_samples() {
     let tmp = tempfile::tempdir().unwrap();

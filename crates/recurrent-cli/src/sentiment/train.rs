@@ -688,9 +688,10 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
             if state.batch_in_epoch % 5 == 0 || state.batch_in_epoch == per_epoch {
                 let p = &state.partial;
                 bar.set_message(format!(
-                    "loss {:.4} acc {:.3} {:.0} seq/s",
+                    "loss {:.4} acc {:.3} |g| {:.3} {:.0} seq/s",
                     p.loss_sum / p.count.max(1) as f64,
                     p.correct as f64 / p.count.max(1) as f64,
+                    p.grad_norm_sum / p.steps.max(1) as f64,
                     p.count as f64 / p.seconds.max(1e-9)
                 ));
             }
