@@ -18,9 +18,9 @@ use recurrent::io::{
 };
 use recurrent::nn::{
     visit_child, Embedding, EmbeddingConfig, Gru, GruConfig, Linear, LinearConfig, Lstm,
-    LstmConfig, Module, StateDict,
+    LstmConfig, Module,
 };
-use recurrent::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, OptimizerState};
+use recurrent::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer};
 use recurrent::{ClassTarget, CrossEntropyOptions, Generator, Tensor};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -261,45 +261,6 @@ pub struct CharReport {
     pub seconds: f64,
 }
 
-fn optimizer_state_bytes(st: &OptimizerState) -> Result<Vec<u8>> {
-    let sd: StateDict = st
-        .buffers
-        .iter()
-        .map(|(n, v)| Ok((n.clone(), Tensor::from_vec(v.clone(), &[v.len()])?)))
-        .collect::<Result<_>>()?;
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("lr".into(), format!("{:e}", st.lr));
-    meta.insert("steps".into(), serde_json::to_string(&st.steps)?);
-    Ok(safetensors_bytes(&sd, Some(meta))?)
-}
-
-fn optimizer_state_from(bytes: &[u8]) -> Result<OptimizerState> {
-    let n = u64::from_le_bytes(
-        bytes
-            .get(..8)
-            .ok_or_else(|| anyhow!("optimizer state too short"))?
-            .try_into()?,
-    ) as usize;
-    let header: serde_json::Value = serde_json::from_slice(
-        bytes
-            .get(8..8 + n)
-            .ok_or_else(|| anyhow!("optimizer state truncated"))?,
-    )?;
-    let meta = &header["__metadata__"];
-    let sd = load_safetensors_bytes(bytes, "optimizer state")?;
-    Ok(OptimizerState {
-        lr: meta["lr"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no lr"))?
-            .parse()?,
-        buffers: sd
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_vec()))
-            .collect(),
-        steps: serde_json::from_str(meta["steps"].as_str().ok_or_else(|| anyhow!("no steps"))?)?,
-    })
-}
-
 /// Train (or, with `resume`, continue) a character model on `text_path` into `out`.
 pub fn train(
     text_path: Option<&Path>,
@@ -385,7 +346,9 @@ pub fn train(
             &load_safetensors_bytes(&files["model.safetensors"], "checkpoint")?,
             true,
         )?;
-        opt.load_state(&optimizer_state_from(&files["optimizer.safetensors"])?)?;
+        opt.load_state(&crate::checkpoint::optimizer_state_from(
+            &files["optimizer.safetensors"],
+        )?)?;
         st = serde_json::from_slice(&files["trainer.json"])?;
         recurrent::rng::set_global_state(st.rng);
     }
@@ -461,7 +424,7 @@ pub fn train(
                 ),
                 (
                     "optimizer.safetensors",
-                    optimizer_state_bytes(&opt.state())?,
+                    crate::checkpoint::optimizer_state_bytes(&opt.state())?,
                 ),
                 ("trainer.json", serde_json::to_vec(&st)?),
             ],

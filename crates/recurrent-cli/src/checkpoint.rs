@@ -7,10 +7,14 @@
 //! complete checkpoint intact. Loading verifies the manifest; a torn or corrupt checkpoint is
 //! skipped (with a warning) for the newest good one.
 
-use anyhow::{bail, Context, Result};
-use recurrent::io::write_atomic;
+use anyhow::{anyhow, bail, Context, Result};
+use recurrent::io::{load_safetensors_bytes, safetensors_bytes, write_atomic};
+use recurrent::nn::StateDict;
+use recurrent::optim::OptimizerState;
+use recurrent::Tensor;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -177,4 +181,53 @@ mod tests {
                 .is_none()
         );
     }
+}
+
+/// An optimizer state as safetensors bytes: one tensor per buffer, the learning rate and the
+/// step counts in the metadata.
+pub fn optimizer_state_bytes(st: &OptimizerState) -> Result<Vec<u8>> {
+    let sd: StateDict = st
+        .buffers
+        .iter()
+        .map(|(n, v)| Ok((n.clone(), Tensor::from_vec(v.clone(), &[v.len()])?)))
+        .collect::<Result<_>>()?;
+    let mut meta = HashMap::new();
+    meta.insert("lr".to_string(), format!("{:e}", st.lr));
+    meta.insert("steps".to_string(), serde_json::to_string(&st.steps)?);
+    Ok(safetensors_bytes(&sd, Some(meta))?)
+}
+
+/// The inverse of [`optimizer_state_bytes`].
+pub fn optimizer_state_from(bytes: &[u8]) -> Result<OptimizerState> {
+    // The metadata lives in the header; read it with serde from the raw header.
+    let n = u64::from_le_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(|| anyhow!("optimizer state too short"))?
+            .try_into()?,
+    ) as usize;
+    let header: serde_json::Value = serde_json::from_slice(
+        bytes
+            .get(8..8 + n)
+            .ok_or_else(|| anyhow!("optimizer state header truncated"))?,
+    )?;
+    let meta = &header["__metadata__"];
+    let lr: f64 = meta["lr"]
+        .as_str()
+        .ok_or_else(|| anyhow!("optimizer state without lr"))?
+        .parse()?;
+    let steps: Vec<(usize, u64)> = serde_json::from_str(
+        meta["steps"]
+            .as_str()
+            .ok_or_else(|| anyhow!("optimizer state without steps"))?,
+    )?;
+    let sd = load_safetensors_bytes(bytes, "optimizer state")?;
+    Ok(OptimizerState {
+        lr,
+        buffers: sd
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_vec()))
+            .collect(),
+        steps,
+    })
 }

@@ -23,10 +23,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use recurrent::io::{load_safetensors_bytes, safetensors_bytes, write_atomic};
-use recurrent::nn::{Module, StateDict};
+use recurrent::nn::Module;
 use recurrent::optim::{
-    clip_grad_norm, grad_norm, Adam, AdamConfig, LrScheduler, Optimizer, OptimizerState, RmsProp,
-    RmsPropConfig, Schedule, Sgd, SgdConfig,
+    clip_grad_norm, grad_norm, Adam, AdamConfig, LrScheduler, Optimizer, RmsProp, RmsPropConfig,
+    Schedule, Sgd, SgdConfig,
 };
 use recurrent::{Generator, Reduction, Tensor};
 use recurrent_data::batch::{bucket_batches, Batch, Encoded, Loader};
@@ -34,7 +34,6 @@ use recurrent_data::imdb::{self, ReadOptions};
 use recurrent_data::split::stratified_split;
 use recurrent_data::vocab::Vocab;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -206,52 +205,6 @@ pub fn schedule_for(cfg: &SentimentConfig, total: usize) -> Schedule {
             }
         }
     }
-}
-
-fn optimizer_bytes(st: &OptimizerState) -> Result<Vec<u8>> {
-    let sd: StateDict = st
-        .buffers
-        .iter()
-        .map(|(n, v)| Ok((n.clone(), Tensor::from_vec(v.clone(), &[v.len()])?)))
-        .collect::<Result<_>>()?;
-    let mut meta = HashMap::new();
-    meta.insert("lr".to_string(), format!("{:e}", st.lr));
-    meta.insert("steps".to_string(), serde_json::to_string(&st.steps)?);
-    Ok(safetensors_bytes(&sd, Some(meta))?)
-}
-
-fn optimizer_state_from(bytes: &[u8]) -> Result<OptimizerState> {
-    // The metadata lives in the header; read it with serde from the raw header.
-    let n = u64::from_le_bytes(
-        bytes
-            .get(..8)
-            .ok_or_else(|| anyhow!("optimizer state too short"))?
-            .try_into()?,
-    ) as usize;
-    let header: serde_json::Value = serde_json::from_slice(
-        bytes
-            .get(8..8 + n)
-            .ok_or_else(|| anyhow!("optimizer state header truncated"))?,
-    )?;
-    let meta = &header["__metadata__"];
-    let lr: f64 = meta["lr"]
-        .as_str()
-        .ok_or_else(|| anyhow!("optimizer state without lr"))?
-        .parse()?;
-    let steps: Vec<(usize, u64)> = serde_json::from_str(
-        meta["steps"]
-            .as_str()
-            .ok_or_else(|| anyhow!("optimizer state without steps"))?,
-    )?;
-    let sd = load_safetensors_bytes(bytes, "optimizer state")?;
-    Ok(OptimizerState {
-        lr,
-        buffers: sd
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_vec()))
-            .collect(),
-        steps,
-    })
 }
 
 /// Mean loss and confusion counts of `model` on `data` (evaluation mode, no gradients).
@@ -537,7 +490,7 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
             model
                 .load_state_dict(&sd, true)
                 .context("the checkpoint does not match the run's architecture")?;
-            opt.load_state(&optimizer_state_from(
+            opt.load_state(&checkpoint::optimizer_state_from(
                 files
                     .get("optimizer.safetensors")
                     .ok_or_else(|| anyhow!("checkpoint without optimizer state"))?,
@@ -586,7 +539,10 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
                         "model.safetensors",
                         safetensors_bytes(&model.state_dict(), None)?,
                     ),
-                    ("optimizer.safetensors", optimizer_bytes(&opt.state())?),
+                    (
+                        "optimizer.safetensors",
+                        checkpoint::optimizer_state_bytes(&opt.state())?,
+                    ),
                     ("trainer.json", serde_json::to_vec_pretty(&st)?),
                 ],
             )?;
