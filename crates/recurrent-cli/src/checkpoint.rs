@@ -140,49 +140,6 @@ pub fn load_latest(run: &Path, warn: &mut dyn FnMut(String)) -> Result<Option<(S
     Ok(None)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn save_load_fallback_and_pruning() {
-        let run = tempfile::tempdir().unwrap();
-        save(run.path(), "step-01", &[("a", b"one".to_vec())]).unwrap();
-        save(run.path(), "step-02", &[("a", b"two".to_vec())]).unwrap();
-        save(run.path(), "step-03", &[("a", b"three".to_vec())]).unwrap();
-        let mut names = list(&dir_of(run.path()));
-        names.sort();
-        assert_eq!(names, ["step-02", "step-03"]);
-        let (n, f) = load_latest(run.path(), &mut |_| {}).unwrap().unwrap();
-        assert_eq!(
-            (n.as_str(), f["a"].as_slice()),
-            ("step-03", b"three".as_slice())
-        );
-        // Corrupt the newest: the previous one is used, with a warning.
-        fs::write(dir_of(run.path()).join("step-03/a"), b"thr3e").unwrap();
-        let mut warnings = Vec::new();
-        let (n, f) = load_latest(run.path(), &mut |w| warnings.push(w))
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (n.as_str(), f["a"].as_slice()),
-            ("step-02", b"two".as_slice())
-        );
-        assert!(warnings[0].contains("checksum"), "{warnings:?}");
-        // A leftover temporary folder from a crash is ignored.
-        fs::create_dir_all(dir_of(run.path()).join(".step-04.tmp-1")).unwrap();
-        assert_eq!(
-            load_latest(run.path(), &mut |_| {}).unwrap().unwrap().0,
-            "step-02"
-        );
-        assert!(
-            load_latest(tempfile::tempdir().unwrap().path(), &mut |_| {})
-                .unwrap()
-                .is_none()
-        );
-    }
-}
-
 /// An optimizer state as safetensors bytes: one tensor per buffer, the learning rate and the
 /// step counts in the metadata.
 pub fn optimizer_state_bytes(st: &OptimizerState) -> Result<Vec<u8>> {
@@ -230,4 +187,47 @@ pub fn optimizer_state_from(bytes: &[u8]) -> Result<OptimizerState> {
             .collect(),
         steps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_fallback_and_pruning() {
+        let run = tempfile::tempdir().unwrap();
+        save(run.path(), "step-01", &[("a", b"one".to_vec())]).unwrap();
+        save(run.path(), "step-02", &[("a", b"two".to_vec())]).unwrap();
+        save(run.path(), "step-03", &[("a", b"three".to_vec())]).unwrap();
+        let mut names = list(&dir_of(run.path()));
+        names.sort();
+        assert_eq!(names, ["step-02", "step-03"]);
+        let (n, f) = load_latest(run.path(), &mut |_| {}).unwrap().unwrap();
+        assert_eq!(
+            (n.as_str(), f["a"].as_slice()),
+            ("step-03", b"three".as_slice())
+        );
+        // Corrupt the newest: the previous one is used, with a warning.
+        fs::write(dir_of(run.path()).join("step-03/a"), b"thr3e").unwrap();
+        let mut warnings = Vec::new();
+        let (n, f) = load_latest(run.path(), &mut |w| warnings.push(w))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (n.as_str(), f["a"].as_slice()),
+            ("step-02", b"two".as_slice())
+        );
+        assert!(warnings[0].contains("checksum"), "{warnings:?}");
+        // A leftover temporary folder from a crash is ignored.
+        fs::create_dir_all(dir_of(run.path()).join(".step-04.tmp-1")).unwrap();
+        assert_eq!(
+            load_latest(run.path(), &mut |_| {}).unwrap().unwrap().0,
+            "step-02"
+        );
+        assert!(
+            load_latest(tempfile::tempdir().unwrap().path(), &mut |_| {})
+                .unwrap()
+                .is_none()
+        );
+    }
 }
