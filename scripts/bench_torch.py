@@ -53,9 +53,10 @@ def reset_peak():
         return None
 
 
-def timed(repeat, step):
+def timed(repeat, step, base=None):
     # Resident-set growth from before the first step (warm-up included), as `recurrent bench`.
-    base = reset_peak()
+    if base is None:
+        base = reset_peak()
     for _ in range(2):
         step()
     times = []
@@ -151,13 +152,15 @@ def lab(mode, repeat, fw):
             with torch.no_grad():
                 model(ids)
 
+    # The memory baseline comes before the first steps, which allocate what the rest reuse.
+    base = reset_peak()
     first = []
     if train:
         for _ in range(3):
             t = time.perf_counter()
             step()
             first.append((time.perf_counter() - t) * 1e3)
-    times, peak = timed(repeat, step)
+    times, peak = timed(repeat, step, base)
     s = dict(batch=64, seq=256, input=128, hidden=256, layers=2, bidir=False)
     r = row("lab", "lab", mode, times, forward_flops("lstm", s, 64 * 256) * (3 if train else 1), peak, fw)
     r["first_steps_ms"] = sum(first) / len(first) if first else None

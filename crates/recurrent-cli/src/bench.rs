@@ -159,10 +159,18 @@ fn reset_peak() -> Option<f64> {
     read_status("VmRSS:")
 }
 
-fn timed(repeat: usize, mut step: impl FnMut() -> Result<()>) -> Result<(Vec<f64>, f64)> {
+fn timed(repeat: usize, step: impl FnMut() -> Result<()>) -> Result<(Vec<f64>, f64)> {
+    timed_from(reset_peak(), repeat, step)
+}
+
+/// [`timed`] with the memory baseline taken by the caller (before steps it ran itself).
+fn timed_from(
+    base: Option<f64>,
+    repeat: usize,
+    mut step: impl FnMut() -> Result<()>,
+) -> Result<(Vec<f64>, f64)> {
     // Peak memory: resident-set growth from before the first step (warm-up included), the
     // same measure the Python scripts take.
-    let base = reset_peak();
     for _ in 0..2 {
         step()?;
     }
@@ -392,6 +400,8 @@ fn lab(mode: &str, repeat: usize) -> Result<Row> {
         }
         Ok(())
     };
+    // The memory baseline comes before the first steps, which allocate what the rest reuse.
+    let base = reset_peak();
     let mut first = Vec::new();
     if train {
         for _ in 0..3 {
@@ -400,7 +410,7 @@ fn lab(mode: &str, repeat: usize) -> Result<Row> {
             first.push(t0.elapsed().as_secs_f64() * 1e3);
         }
     }
-    let (times, peak) = timed(repeat, step)?;
+    let (times, peak) = timed_from(base, repeat, step)?;
     let s = Shape {
         batch: b,
         seq: t,
