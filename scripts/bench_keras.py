@@ -20,24 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_torch import SHAPES, forward_flops, reset_peak, status  # noqa: E402
+from bench_torch import SHAPES, forward_flops, reset_peak, timed  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def timed(repeat, step, base=None):
-    # Resident-set growth from before the first step (warm-up included), as `recurrent bench`.
-    if base is None:
-        base = reset_peak()
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t) * 1e3)
-    peak = status("VmHWM:")
-    return times, (max(0.0, peak - base) if base is not None and peak is not None else float("nan"))
 
 
 def row(layer, case, mode, times, flops, peak):

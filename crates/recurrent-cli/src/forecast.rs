@@ -362,43 +362,25 @@ pub fn run(cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
     };
     let mut g = Generator::new(cfg.seed);
     recurrent::manual_seed(cfg.seed);
+    // The three cells share every setting; only the config type differs.
+    macro_rules! build {
+        ($config:ident) => {
+            $config::new(1, cfg.hidden)
+                .with_num_layers(cfg.layers)
+                .with_batch_first(true)
+                .with_variational_dropout(
+                    cfg.variational.input,
+                    cfg.variational.state,
+                    cfg.variational.output,
+                )
+                .with_weight_drop(cfg.weight_drop)
+                .init_with(&mut g)?
+        };
+    }
     let rnn = match cfg.cell {
-        Cell::Lstm => Rec::Lstm(
-            LstmConfig::new(1, cfg.hidden)
-                .with_num_layers(cfg.layers)
-                .with_batch_first(true)
-                .with_variational_dropout(
-                    cfg.variational.input,
-                    cfg.variational.state,
-                    cfg.variational.output,
-                )
-                .with_weight_drop(cfg.weight_drop)
-                .init_with(&mut g)?,
-        ),
-        Cell::Gru => Rec::Gru(
-            GruConfig::new(1, cfg.hidden)
-                .with_num_layers(cfg.layers)
-                .with_batch_first(true)
-                .with_variational_dropout(
-                    cfg.variational.input,
-                    cfg.variational.state,
-                    cfg.variational.output,
-                )
-                .with_weight_drop(cfg.weight_drop)
-                .init_with(&mut g)?,
-        ),
-        Cell::Rnn => Rec::Rnn(
-            RnnConfig::new(1, cfg.hidden)
-                .with_num_layers(cfg.layers)
-                .with_batch_first(true)
-                .with_variational_dropout(
-                    cfg.variational.input,
-                    cfg.variational.state,
-                    cfg.variational.output,
-                )
-                .with_weight_drop(cfg.weight_drop)
-                .init_with(&mut g)?,
-        ),
+        Cell::Lstm => Rec::Lstm(build!(LstmConfig)),
+        Cell::Gru => Rec::Gru(build!(GruConfig)),
+        Cell::Rnn => Rec::Rnn(build!(RnnConfig)),
     };
     let net = Net {
         rnn,
