@@ -392,7 +392,7 @@ struct RnnBackward {
 enum TimeGrads {
     Lstm(lstm::LstmTimeGrads<f32>),
     Gru(gru::GruTimeGrads<f32>),
-    Elman(Vec<f32>),
+    Elman(elman::ElmanTimeGrads<f32>),
 }
 
 impl BackwardOp for RnnBackward {

@@ -7,9 +7,9 @@ use super::denormal;
 use super::float::Float;
 use super::gemm::{matmul, MatRef};
 use super::scan::{
-    add_bias, combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
-    mask_packed_rows, masked_rows, step_parallelism, RnnDims, RnnGrads, RnnWeights, RowBlock,
-    RowsRef, Steps, MIN_SLICE_ROWS,
+    add_bias, combined_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows,
+    prev_rows, step_parallelism, transposed_ld, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights,
+    RowBlock, RowsRef, Steps, TransposedRows, MIN_SLICE_ROWS,
 };
 
 /// The nonlinearity of an Elman RNN.
@@ -134,8 +134,17 @@ pub fn elman_forward<T: Float>(
     }
 }
 
-/// The reverse loop of the Elman backward pass. Returns `[N, H]` gradients of the
-/// pre-activations; writes `∂L/∂h_0` into `dh0: [B, H]`.
+/// What the Elman reverse loop leaves for the weight-gradient products.
+#[derive(Debug, Default)]
+pub struct ElmanTimeGrads<T> {
+    /// `[N, H]`: `∂L/∂` of the pre-activations.
+    pub da: Vec<T>,
+    /// `[H, ld]`: its transpose (`ld` = [`transposed_ld`]`(N)`).
+    pub da_t: Vec<T>,
+}
+
+/// The reverse loop of the Elman backward pass: the gradients of the pre-activations;
+/// writes `∂L/∂h_0` into `dh0: [B, H]`.
 #[allow(clippy::too_many_arguments)]
 pub fn elman_backward_time<T: Float>(
     dh0: &mut [T],
@@ -148,16 +157,19 @@ pub fn elman_backward_time<T: Float>(
     steps: &Steps,
     reverse: bool,
     max_slices: usize,
-) -> Vec<T> {
+) -> ElmanTimeGrads<T> {
     denormal::ensure();
     let h = dims.hidden_size;
     let ElmanSaved { h: mut acts } = saved;
+    let n_rows = steps.total();
+    let mut da_t = vec![T::zero(); transposed_ld(n_rows) * h];
     match dh_n {
         Some(d) => dh0.copy_from_slice(d),
         None => dh0.fill(T::zero()),
     }
     {
         let a_b = RowBlock::new(&mut acts, h);
+        let da_tb = TransposedRows::new(&mut da_t, n_rows, h);
         let dh_b = RowBlock::new(dh0, h);
         let w_hh = MatRef::new(w.w_hh, h, h);
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
@@ -177,6 +189,7 @@ pub fn elman_backward_time<T: Float>(
                         let dout_row = dout.map(|o| o.row(base + i));
                         elman_cell_backward(a_b.row_mut(base + i), dh_b.row(lo + i), dout_row, act);
                     }
+                    da_tb.write_rows(base, n, a_b.rows_slice(base, n), h);
                     // ∂L/∂h_{t-1} = ∂L/∂a · W_hh
                     matmul(
                         dh_b.rows_mut(lo, n),
@@ -198,7 +211,7 @@ pub fn elman_backward_time<T: Float>(
             }
         });
     }
-    acts
+    ElmanTimeGrads { da: acts, da_t }
 }
 
 /// The products after the reverse loop (see [`super::scan::input_and_weight_grads`]).
@@ -206,7 +219,7 @@ pub fn elman_backward_time<T: Float>(
 pub fn elman_backward_weights<T: Float>(
     dx: Option<&mut [T]>,
     grads: &mut RnnGrads<'_, T>,
-    da: &[T],
+    time: &ElmanTimeGrads<T>,
     x: MatRef<'_, T>,
     out: &RowsRef<'_, T>,
     h0: &[T],
@@ -216,14 +229,15 @@ pub fn elman_backward_weights<T: Float>(
     reverse: bool,
 ) {
     denormal::ensure();
-    let h = dims.hidden_size;
-    let mut hprev = if grads.w_hh.is_some() {
-        gather_prev(out, h0, steps, reverse)
+    let prev = if grads.w_hh.is_some() {
+        prev_rows(out, h0, steps, reverse, w.h_mask)
     } else {
-        Vec::new()
+        PrevRows::Gathered(Vec::new())
     };
-    if let (Some(mask), false) = (w.h_mask, hprev.is_empty()) {
-        mask_packed_rows(&mut hprev, mask, steps);
-    }
-    input_and_weight_grads(dx, grads, da, da, x, &hprev, w, h, h);
+    let gg = GateGrads {
+        dgx: &time.da,
+        dgx_t: &time.da_t,
+        dgh_t_tail: None,
+    };
+    input_and_weight_grads(dx, grads, &gg, x, &prev, w, dims.hidden_size);
 }

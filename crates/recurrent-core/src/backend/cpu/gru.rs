@@ -8,9 +8,9 @@ use super::denormal;
 use super::float::Float;
 use super::gemm::{matmul, MatMut, MatRef};
 use super::scan::{
-    add_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
-    mask_packed_rows, masked_rows, step_parallelism, RnnDims, RnnGrads, RnnWeights, RowBlock,
-    RowsRef, Steps, MIN_SLICE_ROWS,
+    add_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows, prev_rows,
+    step_parallelism, transposed_ld, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights, RowBlock,
+    RowsRef, Steps, TransposedRows, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one GRU layer-direction needs from its forward pass.
@@ -195,8 +195,11 @@ pub fn gru_forward<T: Float>(
 pub struct GruTimeGrads<T> {
     /// `[N, 3H]`: `∂L/∂` of the input-side pre-activations.
     pub dgx: Vec<T>,
-    /// `[N, 3H]`: `∂L/∂` of the hidden-side pre-activations (`W_h· h + b_h·`).
-    pub dgh: Vec<T>,
+    /// `[3H, ld]`: its transpose (`ld` = [`transposed_ld`]`(N)`).
+    pub dgx_t: Vec<T>,
+    /// `[H, ld]`: the transposed `∂L/∂(W_hn h + b_hn)` (`= ∂L/∂a_n ⊙ r`). The hidden side's
+    /// `r` and `z` rows equal the input side's.
+    pub dghn_t: Vec<T>,
 }
 
 /// The reverse loop of the GRU backward pass for one layer-direction.
@@ -226,15 +229,20 @@ pub fn gru_backward_time<T: Float>(
         Some(d) => dh0.copy_from_slice(d),
         None => dh0.fill(T::zero()),
     }
-    let mut dgh = vec![T::zero(); n_rows * g];
+    let ld = transposed_ld(n_rows);
+    let mut dgx_t = vec![T::zero(); ld * g];
+    let mut dghn_t = vec![T::zero(); ld * h];
     {
         let gates_b = RowBlock::new(&mut gates, g);
-        let dgh_b = RowBlock::new(&mut dgh, g);
+        let dgx_tb = TransposedRows::new(&mut dgx_t, n_rows, g);
+        let dghn_tb = TransposedRows::new(&mut dghn_t, n_rows, h);
         let dh_b = RowBlock::new(dh0, h);
         let w_hh = MatRef::new(w.w_hh, g, h);
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
         let step_par = step_parallelism(&slices, max_slices);
         for_each_slice(&slices, |lo, hi| {
+            // ∂L/∂gh of the slice's rows at the current step
+            let mut dgh = vec![T::zero(); (hi - lo) * g];
             let mut dh_t = vec![T::zero(); h];
             let mut rec = if w.h_mask.is_some() {
                 vec![T::zero(); (hi - lo) * h]
@@ -268,23 +276,20 @@ pub fn gru_backward_time<T: Float>(
                             &ghn[r * h..(r + 1) * h],
                             h_prev,
                             &dh_t,
-                            dgh_b.row_mut(r),
+                            &mut dgh[i * g..(i + 1) * g],
                             dh_b.row_mut(lo + i),
                         );
                     }
+                    dgx_tb.write_rows(base, n, gates_b.rows_slice(base, n), g);
+                    dghn_tb.write_rows(base, n, &dgh[2 * h..], g);
+                    let dgh_m = MatRef::new(&dgh[..n * g], n, g);
                     // ∂L/∂h_{t-1} = dh ⊙ z + (∂L/∂gh · W_hh) ⊙ mask
                     match w.h_mask {
-                        None => matmul(
-                            dh_b.rows_mut(lo, n),
-                            dgh_b.rows_ref(base, n),
-                            w_hh,
-                            true,
-                            step_par,
-                        ),
+                        None => matmul(dh_b.rows_mut(lo, n), dgh_m, w_hh, true, step_par),
                         Some(mask) => {
                             matmul(
                                 MatMut::new(&mut rec[..n * h], n, h),
-                                dgh_b.rows_ref(base, n),
+                                dgh_m,
                                 w_hh,
                                 false,
                                 step_par,
@@ -307,7 +312,11 @@ pub fn gru_backward_time<T: Float>(
             }
         });
     }
-    GruTimeGrads { dgx: gates, dgh }
+    GruTimeGrads {
+        dgx: gates,
+        dgx_t,
+        dghn_t,
+    }
 }
 
 /// The products after the reverse loop (see [`super::scan::input_and_weight_grads`]).
@@ -326,13 +335,15 @@ pub fn gru_backward_weights<T: Float>(
 ) {
     denormal::ensure();
     let h = dims.hidden_size;
-    let mut hprev = if grads.w_hh.is_some() {
-        gather_prev(out, h0, steps, reverse)
+    let prev = if grads.w_hh.is_some() {
+        prev_rows(out, h0, steps, reverse, w.h_mask)
     } else {
-        Vec::new()
+        PrevRows::Gathered(Vec::new())
     };
-    if let (Some(mask), false) = (w.h_mask, hprev.is_empty()) {
-        mask_packed_rows(&mut hprev, mask, steps);
-    }
-    input_and_weight_grads(dx, grads, &time.dgx, &time.dgh, x, &hprev, w, 3 * h, h);
+    let gg = GateGrads {
+        dgx: &time.dgx,
+        dgx_t: &time.dgx_t,
+        dgh_t_tail: Some((2 * h, &time.dghn_t)),
+    };
+    input_and_weight_grads(dx, grads, &gg, x, &prev, w, 3 * h);
 }

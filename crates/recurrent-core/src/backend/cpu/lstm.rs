@@ -11,9 +11,9 @@ use super::denormal;
 use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
-    add_bias, combined_bias, for_each_slice, gather_prev, input_and_weight_grads, input_projection,
-    mask_packed_rows, masked_rows, step_parallelism, RnnDims, RnnGrads, RnnWeights, RowBlock,
-    RowsRef, Steps, MIN_SLICE_ROWS,
+    add_bias, combined_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows,
+    prev_rows, step_parallelism, transposed_ld, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights,
+    RowBlock, RowsRef, Steps, TransposedRows, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one LSTM layer-direction needs from its forward pass.
@@ -245,6 +245,8 @@ pub struct LstmTimeGrads<T> {
     pub dh: Vec<T>,
     /// `[N, H]`: `m_t` (moved from the saved state; only with a projection).
     pub m: Vec<T>,
+    /// `[4H, N]`: the transpose of `dgates` (empty when not kept), for the weight gradients.
+    pub dgates_t: Vec<T>,
 }
 
 /// The reverse loop of the LSTM backward pass for one layer-direction.
@@ -289,7 +291,9 @@ pub fn lstm_backward_time<T: Float>(
     } else {
         Vec::new()
     };
+    let mut dgates_t = vec![T::zero(); transposed_ld(n_rows) * g];
     {
+        let dgt_b = TransposedRows::new(&mut dgates_t, n_rows, g);
         let gates_b = RowBlock::new(&mut gates, g);
         let dh_b = RowBlock::new(dh0, p);
         let dc_b = RowBlock::new(dc0, h);
@@ -352,6 +356,7 @@ pub fn lstm_backward_time<T: Float>(
                             &mut tc,
                         );
                     }
+                    dgt_b.write_rows(base, n, gates_b.rows_slice(base, n), g);
                     // ∂L/∂h_{t-1} = ∂L/∂gates · W_hh
                     matmul(
                         dh_b.rows_mut(lo, n),
@@ -378,6 +383,7 @@ pub fn lstm_backward_time<T: Float>(
         dgates: gates,
         dh: dh_all,
         m,
+        dgates_t,
     }
 }
 
@@ -400,25 +406,17 @@ pub fn lstm_backward_weights<T: Float>(
 ) {
     denormal::ensure();
     let (h, p) = (dims.hidden_size, dims.out_size());
-    let mut hprev = if grads.w_hh.is_some() {
-        gather_prev(out, h0, steps, reverse)
+    let prev = if grads.w_hh.is_some() {
+        prev_rows(out, h0, steps, reverse, w.h_mask)
     } else {
-        Vec::new()
+        PrevRows::Gathered(Vec::new())
     };
-    if let (Some(mask), false) = (w.h_mask, hprev.is_empty()) {
-        mask_packed_rows(&mut hprev, mask, steps);
-    }
-    input_and_weight_grads(
-        dx,
-        grads,
-        &time.dgates,
-        &time.dgates,
-        x,
-        &hprev,
-        w,
-        4 * h,
-        p,
-    );
+    let gg = GateGrads {
+        dgx: &time.dgates,
+        dgx_t: &time.dgates_t,
+        dgh_t_tail: None,
+    };
+    input_and_weight_grads(dx, grads, &gg, x, &prev, w, 4 * h);
     if let Some(dw) = grads.w_hr.as_deref_mut() {
         let n = steps.total();
         // dW_hr += dHᵀ · M   [P, N] · [N, H]
