@@ -128,6 +128,25 @@ impl<'a, T> MatRef<'a, T> {
         }
     }
 
+    /// The distance between the starts of consecutive rows.
+    pub fn row_stride(&self) -> usize {
+        self.rs as usize
+    }
+
+    /// The elements from the first row's start to the last row's end, for a view whose rows
+    /// are contiguous (`[(rows - 1) * row_stride + cols]`).
+    #[inline]
+    pub fn rows_slice(&self) -> &'a [T] {
+        assert!(self.cs == 1 || self.cols <= 1, "rows are not contiguous");
+        let len = if self.rows == 0 || self.cols == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.rs as usize + self.cols
+        };
+        // SAFETY: the span lies inside the bounds-checked view.
+        unsafe { std::slice::from_raw_parts(self.ptr, len) }
+    }
+
     /// Row `r` of a view whose rows are contiguous (a row-major view, not a transposed one).
     #[inline]
     pub fn row(&self, r: usize) -> &'a [T] {
@@ -187,6 +206,30 @@ impl<'a, T> MatMut<'a, T> {
     /// Number of columns.
     pub fn cols(&self) -> usize {
         self.cols
+    }
+
+    /// Columns `c0..c0 + nc` (a view for one product at a time).
+    #[inline]
+    pub fn cols_mut(&mut self, c0: usize, nc: usize) -> MatMut<'_, T> {
+        assert!(c0 + nc <= self.cols, "column block out of bounds");
+        MatMut {
+            // SAFETY: column c0 lies inside the view (or is one past it, with nc == 0).
+            ptr: if nc == 0 {
+                self.ptr
+            } else {
+                unsafe { self.ptr.offset(c0 as isize * self.cs) }
+            },
+            rows: self.rows,
+            cols: nc,
+            rs: self.rs,
+            cs: self.cs,
+            _life: PhantomData,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     /// A shorter-lived view of the same block (to use it for several products in turn).
@@ -391,6 +434,29 @@ mod tests {
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - 2.0 * y).abs() < 1e-12);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn tall_products_in_row_blocks_match_naive() {
+        // more than two row blocks, and a last block that is not full
+        let (m, n, k) = (2 * ROW_BLOCK + 37, 5, 9);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.013).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.7).cos()).collect();
+        let want = naive(&a, &b, m, n, k);
+        for acc in [false, true] {
+            let mut c = vec![1.0; m * n];
+            matmul(
+                MatMut::new(&mut c, m, n),
+                MatRef::new(&a, m, k),
+                MatRef::new(&b, k, n),
+                acc,
+                Parallelism::Auto,
+            );
+            let base = if acc { 1.0 } else { 0.0 };
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - y - base).abs() < 1e-12);
             }
         }
     }

@@ -9,8 +9,8 @@ use super::float::Float;
 use super::gemm::{matmul, MatMut, MatRef};
 use super::scan::{
     add_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows, prev_rows,
-    step_parallelism, transposed_ld, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights, RowBlock,
-    RowsRef, Steps, TransposedRows, MIN_SLICE_ROWS,
+    step_parallelism, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps,
+    MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one GRU layer-direction needs from its forward pass.
@@ -195,11 +195,9 @@ pub fn gru_forward<T: Float>(
 pub struct GruTimeGrads<T> {
     /// `[N, 3H]`: `∂L/∂` of the input-side pre-activations.
     pub dgx: Vec<T>,
-    /// `[3H, ld]`: its transpose (`ld` = [`transposed_ld`]`(N)`).
-    pub dgx_t: Vec<T>,
-    /// `[H, ld]`: the transposed `∂L/∂(W_hn h + b_hn)` (`= ∂L/∂a_n ⊙ r`). The hidden side's
-    /// `r` and `z` rows equal the input side's.
-    pub dghn_t: Vec<T>,
+    /// `[N, H]`: `∂L/∂(W_hn h + b_hn)` (`= ∂L/∂a_n ⊙ r`). The hidden side's `r` and `z`
+    /// columns equal the input side's.
+    pub dghn: Vec<T>,
 }
 
 /// The reverse loop of the GRU backward pass for one layer-direction.
@@ -229,13 +227,10 @@ pub fn gru_backward_time<T: Float>(
         Some(d) => dh0.copy_from_slice(d),
         None => dh0.fill(T::zero()),
     }
-    let ld = transposed_ld(n_rows);
-    let mut dgx_t = vec![T::zero(); ld * g];
-    let mut dghn_t = vec![T::zero(); ld * h];
+    let mut dghn = vec![T::zero(); n_rows * h];
     {
         let gates_b = RowBlock::new(&mut gates, g);
-        let dgx_tb = TransposedRows::new(&mut dgx_t, n_rows, g);
-        let dghn_tb = TransposedRows::new(&mut dghn_t, n_rows, h);
+        let dghn_b = RowBlock::new(&mut dghn, h);
         let dh_b = RowBlock::new(dh0, h);
         let w_hh = MatRef::new(w.w_hh, g, h);
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
@@ -280,8 +275,11 @@ pub fn gru_backward_time<T: Float>(
                             dh_b.row_mut(lo + i),
                         );
                     }
-                    dgx_tb.write_rows(base, n, gates_b.rows_slice(base, n), g);
-                    dghn_tb.write_rows(base, n, &dgh[2 * h..], g);
+                    for i in 0..n {
+                        dghn_b
+                            .row_mut(base + i)
+                            .copy_from_slice(&dgh[i * g + 2 * h..(i + 1) * g]);
+                    }
                     let dgh_m = MatRef::new(&dgh[..n * g], n, g);
                     // ∂L/∂h_{t-1} = dh ⊙ z + (∂L/∂gh · W_hh) ⊙ mask
                     match w.h_mask {
@@ -312,11 +310,7 @@ pub fn gru_backward_time<T: Float>(
             }
         });
     }
-    GruTimeGrads {
-        dgx: gates,
-        dgx_t,
-        dghn_t,
-    }
+    GruTimeGrads { dgx: gates, dghn }
 }
 
 /// The products after the reverse loop (see [`super::scan::input_and_weight_grads`]).
@@ -342,8 +336,7 @@ pub fn gru_backward_weights<T: Float>(
     };
     let gg = GateGrads {
         dgx: &time.dgx,
-        dgx_t: &time.dgx_t,
-        dgh_t_tail: Some((2 * h, &time.dghn_t)),
+        dgh_tail: Some((2 * h, &time.dghn)),
     };
     input_and_weight_grads(dx, grads, &gg, x, &prev, w, 3 * h);
 }

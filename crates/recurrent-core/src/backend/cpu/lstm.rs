@@ -12,8 +12,8 @@ use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
     add_bias, combined_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows,
-    prev_rows, step_parallelism, transposed_ld, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights,
-    RowBlock, RowsRef, Steps, TransposedRows, MIN_SLICE_ROWS,
+    prev_rows, step_parallelism, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights, RowBlock,
+    RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one LSTM layer-direction needs from its forward pass.
@@ -245,8 +245,6 @@ pub struct LstmTimeGrads<T> {
     pub dh: Vec<T>,
     /// `[N, H]`: `m_t` (moved from the saved state; only with a projection).
     pub m: Vec<T>,
-    /// `[4H, N]`: the transpose of `dgates` (empty when not kept), for the weight gradients.
-    pub dgates_t: Vec<T>,
 }
 
 /// The reverse loop of the LSTM backward pass for one layer-direction.
@@ -291,9 +289,7 @@ pub fn lstm_backward_time<T: Float>(
     } else {
         Vec::new()
     };
-    let mut dgates_t = vec![T::zero(); transposed_ld(n_rows) * g];
     {
-        let dgt_b = TransposedRows::new(&mut dgates_t, n_rows, g);
         let gates_b = RowBlock::new(&mut gates, g);
         let dh_b = RowBlock::new(dh0, p);
         let dc_b = RowBlock::new(dc0, h);
@@ -356,7 +352,6 @@ pub fn lstm_backward_time<T: Float>(
                             &mut tc,
                         );
                     }
-                    dgt_b.write_rows(base, n, gates_b.rows_slice(base, n), g);
                     // ∂L/∂h_{t-1} = ∂L/∂gates · W_hh
                     matmul(
                         dh_b.rows_mut(lo, n),
@@ -383,7 +378,6 @@ pub fn lstm_backward_time<T: Float>(
         dgates: gates,
         dh: dh_all,
         m,
-        dgates_t,
     }
 }
 
@@ -413,8 +407,7 @@ pub fn lstm_backward_weights<T: Float>(
     };
     let gg = GateGrads {
         dgx: &time.dgates,
-        dgx_t: &time.dgates_t,
-        dgh_t_tail: None,
+        dgh_tail: None,
     };
     input_and_weight_grads(dx, grads, &gg, x, &prev, w, 4 * h);
     if let Some(dw) = grads.w_hr.as_deref_mut() {

@@ -320,8 +320,7 @@ impl<'a, T> RowBlock<'a, T> {
 }
 
 /// The transpose `[width, rows]` of a row-major `[rows, width]` matrix, written a block of
-/// rows at a time by threads that each own disjoint rows (batch slices writing their gate
-/// gradients as the reverse loop produces them, for the weight-gradient products).
+/// rows at a time by threads that each own disjoint rows (see [`transpose`]).
 ///
 /// Its rows are [`transposed_ld`] apart: with `rows` a power of two (a batch of 64 × 256
 /// steps) the rows of the transpose would otherwise all map to the same cache sets, and each
@@ -666,30 +665,60 @@ pub fn prev_rows<'a, T: Float>(
     PrevRows::Gathered(prev)
 }
 
-/// `dst += dgᵀ · H_prev` for `dg_t: [G', N]` (rows of a transposed gate gradient).
-fn add_prev_product<T: Float>(mut dst: MatMut<'_, T>, dg_t: MatRef<'_, T>, prev: &PrevRows<'_, T>) {
-    let n = dg_t.cols();
+/// The transpose of `src: [rows, cols]` (contiguous rows, any leading dimension) as
+/// `[cols, transposed_ld(rows)]`, in parallel over blocks of rows.
+pub fn transpose<T: Float>(src: MatRef<'_, T>) -> Vec<T> {
+    const BLOCK: usize = 64;
+    let (rows, cols) = (src.rows(), src.cols());
+    let mut dst = vec![T::zero(); transposed_ld(rows) * cols];
+    if rows == 0 || cols == 0 {
+        return dst;
+    }
+    let w = TransposedRows::new(&mut dst, rows, cols);
+    let ld = src.row_stride();
+    (0..rows.div_ceil(BLOCK)).into_par_iter().for_each(|k| {
+        let r0 = k * BLOCK;
+        let n = BLOCK.min(rows - r0);
+        // SAFETY: each task writes its own rows r0..r0 + n.
+        unsafe { w.write_rows(r0, n, src.sub(r0, n, 0, cols).rows_slice(), ld) };
+    });
+    dst
+}
+
+/// `dst: [P, G'] += H_prevᵀ · dG` over the packed rows, for `dG: [N, G']` (contiguous rows).
+fn add_prev_product<T: Float>(mut dst: MatMut<'_, T>, dg: MatRef<'_, T>, prev: &PrevRows<'_, T>) {
+    let n = dg.rows();
+    let ld = transposed_ld(n);
+    let p = dst.rows();
     match prev {
         PrevRows::Gathered(v) => {
-            let p = dst.cols();
-            matmul(dst, dg_t, MatRef::new(v, n, p), true, Parallelism::Auto);
+            let h_t = transpose(MatRef::new(v, n, p));
+            matmul(
+                dst,
+                MatRef::with_ld(&h_t, p, n, ld),
+                dg,
+                true,
+                Parallelism::Auto,
+            );
         }
         PrevRows::Shifted { out, h0, reverse } => {
             let b = h0.rows().min(n);
+            let out_t = transpose(*out);
+            let out_t = MatRef::with_ld(&out_t, p, n, ld);
             // Rows whose previous state is an output row, then those that start from h0.
             let (body, first) = if *reverse { (0, n - b) } else { (b, 0) };
             let src = if *reverse { b } else { 0 };
             matmul(
                 dst.rb(),
-                dg_t.sub(0, dg_t.rows(), body, n - b),
-                out.sub(src, n - b, 0, out.cols()),
+                out_t.sub(0, p, src, n - b),
+                dg.sub(body, n - b, 0, dg.cols()),
                 true,
                 Parallelism::Auto,
             );
             matmul(
                 dst,
-                dg_t.sub(0, dg_t.rows(), first, b),
-                *h0,
+                h0.t(),
+                dg.sub(first, b, 0, dg.cols()),
                 true,
                 Parallelism::Auto,
             );
@@ -697,42 +726,24 @@ fn add_prev_product<T: Float>(mut dst: MatMut<'_, T>, dg_t: MatRef<'_, T>, prev:
     }
 }
 
-/// `acc[j] += Σ_k m[j, k]` over the rows of `m: [G, N]` (bias gradients from a transposed
-/// gate gradient: each sum runs over contiguous memory).
-fn add_row_sums<T: Float>(acc: &mut [T], m: MatRef<'_, T>) {
-    for (j, a) in acc.iter_mut().enumerate() {
-        let row = m.row(j);
-        let mut lanes = [T::zero(); 8];
-        let mut chunks = row.chunks_exact(8);
-        for c in &mut chunks {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += v;
-            }
+/// `dw: [G, K] += cᵀ` for `c: [K, G]`.
+fn add_transposed<T: Float>(dw: &mut [T], c: &[T], g: usize) {
+    let k = c.len() / g.max(1);
+    for (j, row) in dw.chunks_exact_mut(k.max(1)).enumerate() {
+        for (q, d) in row.iter_mut().enumerate() {
+            *d += c[q * g + j];
         }
-        let mut s = chunks.remainder().iter().fold(T::zero(), |s, &v| s + v);
-        for l in lanes {
-            s += l;
-        }
-        *a += s;
     }
 }
 
 /// The gate gradients a reverse loop leaves for the products after it.
-///
-/// The weight gradients reduce over the `N` rows. faer runs them at 134-170 GFLOP/s with
-/// `dGᵀ` stored row-major, but at 97-110 with `dGᵀ` as a transposed view of `dG` (AMD Zen 3,
-/// 2 threads, `examples/gemm_layouts.rs`), and a separate transposition pass over `[N, 4H]`
-/// costs about as much as it saves. So the reverse loops write `dGᵀ` as they go, one block
-/// of rows per step while it is in cache ([`TransposedRows`]).
 #[derive(Clone, Copy, Debug)]
 pub struct GateGrads<'a, T> {
-    /// `[N, G]`: `∂L/∂` of the input-side gate pre-activations (for `dX`).
+    /// `[N, G]`: `∂L/∂` of the input-side gate pre-activations.
     pub dgx: &'a [T],
-    /// `[G, transposed_ld(N)]`: the transpose of `dgx`.
-    pub dgx_t: &'a [T],
-    /// The hidden side's gradient equals the input side's except in its rows `k..G` (the
-    /// GRU's `n` gate, where `W_hn h + b_hn` sits inside `r ⊙ (…)`): `(k, [G - k, ld])`.
-    pub dgh_t_tail: Option<(usize, &'a [T])>,
+    /// The hidden side's gradient equals the input side's except in its columns `k..G` (the
+    /// GRU's `n` gate, where `W_hn h + b_hn` sits inside `r ⊙ (…)`): `(k, [N, G - k])`.
+    pub dgh_tail: Option<(usize, &'a [T])>,
 }
 
 /// After the reverse loop, everything that is one product over all timesteps:
@@ -744,6 +755,12 @@ pub struct GateGrads<'a, T> {
 /// db_ih += Σ_rows dGx        [G]
 /// db_hh += Σ_rows dGh        [G]
 /// ```
+///
+/// The weight gradients reduce over the `N` rows. faer runs them at 134-160 GFLOP/s as
+/// `Xᵀ · dG` with `Xᵀ` stored row-major, but at 97-112 as `dGᵀ · X` with `dGᵀ` a transposed
+/// view (AMD Zen 3, 2 threads, `examples/gemm_layouts.rs`). So `X` and `H_prev`, narrow
+/// (`I` and `P` columns against `G` = 3-4 `H` for `dG`), are transposed, the products give
+/// `dWᵀ`, and that small matrix is added transposed.
 pub fn input_and_weight_grads<T: Float>(
     dx: Option<&mut [T]>,
     grads: &mut RnnGrads<'_, T>,
@@ -754,44 +771,55 @@ pub fn input_and_weight_grads<T: Float>(
     gate_width: usize,
 ) {
     let (n, i_size, g) = (x.rows(), x.cols(), gate_width);
+    let dgx = MatRef::new(gg.dgx, n, g);
     if let Some(dx) = dx {
         matmul(
             MatMut::new(dx, n, i_size),
-            MatRef::new(gg.dgx, n, g),
+            dgx,
             MatRef::new(w.w_ih, g, i_size),
             true,
             Parallelism::Auto,
         );
     }
-    let ld = transposed_ld(n);
-    let dgx_t = MatRef::with_ld(gg.dgx_t, g, n, ld);
-    let split = gg.dgh_t_tail.map_or(g, |(k, _)| k);
-    let tail = gg.dgh_t_tail.map(|(k, t)| MatRef::with_ld(t, g - k, n, ld));
+    let split = gg.dgh_tail.map_or(g, |(k, _)| k);
     if let Some(dw) = grads.w_ih.as_deref_mut() {
+        let x_t = transpose(x);
+        let mut c = vec![T::zero(); i_size * g];
         matmul(
-            MatMut::new(dw, g, i_size),
-            dgx_t,
-            x,
-            true,
+            MatMut::new(&mut c, i_size, g),
+            MatRef::with_ld(&x_t, i_size, n, transposed_ld(n)),
+            dgx,
+            false,
             Parallelism::Auto,
         );
+        add_transposed(dw, &c, g);
     }
     if let Some(dw) = grads.w_hh.as_deref_mut() {
         let p = dw.len() / g.max(1);
-        let (head, rest) = dw.split_at_mut(split * p);
-        add_prev_product(MatMut::new(head, split, p), dgx_t.sub(0, split, 0, n), prev);
-        if let Some(tail) = tail {
-            add_prev_product(MatMut::new(rest, g - split, p), tail, prev);
+        let mut c = vec![T::zero(); p * g];
+        {
+            let mut cm = MatMut::new(&mut c, p, g);
+            add_prev_product(cm.cols_mut(0, split), dgx.sub(0, n, 0, split), prev);
+            if let Some((k, t)) = gg.dgh_tail {
+                add_prev_product(cm.cols_mut(k, g - k), MatRef::new(t, n, g - k), prev);
+            }
         }
+        add_transposed(dw, &c, g);
     }
     if let Some(db) = grads.b_ih.as_deref_mut() {
-        add_row_sums(db, dgx_t);
+        add_column_sums(db, gg.dgx);
     }
     if let Some(db) = grads.b_hh.as_deref_mut() {
-        let (head, rest) = db.split_at_mut(split);
-        add_row_sums(head, dgx_t.sub(0, split, 0, n));
-        if let Some(tail) = tail {
-            add_row_sums(rest, tail);
+        match gg.dgh_tail {
+            None => add_column_sums(db, gg.dgx),
+            Some((k, t)) => {
+                let mut head = vec![T::zero(); g];
+                add_column_sums(&mut head, gg.dgx);
+                for (d, &v) in db[..k].iter_mut().zip(&head) {
+                    *d += v;
+                }
+                add_column_sums(&mut db[k..], t);
+            }
         }
     }
 }
@@ -901,18 +929,9 @@ mod tests {
                     }
                 })
                 .collect();
-            let ld = transposed_ld(n);
-            let mut dgx_t = vec![0.0; ld * g];
-            let mut tail_t = vec![0.0; ld * (g - k_split)];
-            {
-                let a = TransposedRows::new(&mut dgx_t, n, g);
-                let t = TransposedRows::new(&mut tail_t, n, g - k_split);
-                // SAFETY: one thread.
-                unsafe {
-                    a.write_rows(0, n, &dgx, g);
-                    t.write_rows(0, n, &dgh[k_split..], g);
-                }
-            }
+            let tail_rm: Vec<f64> = (0..n)
+                .flat_map(|r| dgh[r * g + k_split..(r + 1) * g].to_vec())
+                .collect();
             let out_rows = RowsRef::new(&out, p);
             let prev = prev_rows(&out_rows, &h0, &steps, reverse, None);
             let uniform = sizes.iter().all(|&s| s == b);
@@ -941,8 +960,7 @@ mod tests {
             };
             let gg = GateGrads {
                 dgx: &dgx,
-                dgx_t: &dgx_t,
-                dgh_t_tail: tail.then_some((k_split, &tail_t[..])),
+                dgh_tail: tail.then_some((k_split, &tail_rm[..])),
             };
             let xm = MatRef::new(&x, n, i_size);
             input_and_weight_grads(Some(&mut dx), &mut grads, &gg, xm, &prev, &w, g);
