@@ -484,7 +484,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&Row)) -> Result<Vec<Ro
 pub fn gemm_ceiling() -> Vec<(String, f64)> {
     // (name, m, n, k, a transposed, b transposed, parallel): `a` is [m, k] (stored [k, m] when
     // transposed), `b` is [k, n] (stored [n, k] when transposed), as the kernels use them.
-    let shapes: [(&str, usize, usize, usize, bool, bool, bool); 9] = [
+    let shapes: [(&str, usize, usize, usize, bool, bool, bool); 10] = [
         (
             "step h.W_hh^T 64x256 . 256x1024 (2 threads)",
             64,
@@ -531,27 +531,36 @@ pub fn gemm_ceiling() -> Vec<(String, f64)> {
             true,
         ),
         (
-            "weight gradient dG^T.X 1024x16384 . 16384x128",
-            1024,
+            "LSTM/GRU weight gradient X^T.dG 128x16384 . 16384x1024 (X^T stored)",
             128,
+            1024,
             16384,
-            true,
+            false,
             false,
             true,
         ),
         (
-            "weight gradient dG^T.H 1024x16384 . 16384x256",
+            "LSTM/GRU weight gradient H^T.dG 256x16384 . 16384x1024 (H^T stored)",
+            256,
             1024,
+            16384,
+            false,
+            false,
+            true,
+        ),
+        (
+            "RNN weight gradient dG^T.H 256x16384 . 16384x256 (dG^T stored)",
+            256,
             256,
             16384,
-            true,
+            false,
             false,
             true,
         ),
         (
-            "weight gradient (other side) X^T.dG 128x16384 . 16384x1024",
-            128,
+            "weight gradient dG^T.H as a transposed view of dG (not used)",
             1024,
+            256,
             16384,
             true,
             false,

@@ -8,8 +8,8 @@ use super::float::Float;
 use super::gemm::{matmul, MatRef};
 use super::scan::{
     add_bias, combined_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows,
-    prev_rows, step_parallelism, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights, RowBlock,
-    RowsRef, Steps, MIN_SLICE_ROWS,
+    prev_rows, step_parallelism, transposed_ld, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights,
+    RowBlock, RowsRef, Steps, TransposedRows, MIN_SLICE_ROWS,
 };
 
 /// The nonlinearity of an Elman RNN.
@@ -139,6 +139,8 @@ pub fn elman_forward<T: Float>(
 pub struct ElmanTimeGrads<T> {
     /// `[N, H]`: `∂L/∂` of the pre-activations.
     pub da: Vec<T>,
+    /// `[H, ld]`: its transpose (`ld` = [`transposed_ld`]`(N)`), written during the loop.
+    pub da_t: Vec<T>,
 }
 
 /// The reverse loop of the Elman backward pass: the gradients of the pre-activations;
@@ -159,12 +161,15 @@ pub fn elman_backward_time<T: Float>(
     denormal::ensure();
     let h = dims.hidden_size;
     let ElmanSaved { h: mut acts } = saved;
+    let n_rows = steps.total();
+    let mut da_t = vec![T::zero(); transposed_ld(n_rows) * h];
     match dh_n {
         Some(d) => dh0.copy_from_slice(d),
         None => dh0.fill(T::zero()),
     }
     {
         let a_b = RowBlock::new(&mut acts, h);
+        let da_tb = TransposedRows::new(&mut da_t, n_rows, h);
         let dh_b = RowBlock::new(dh0, h);
         let w_hh = MatRef::new(w.w_hh, h, h);
         let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
@@ -184,6 +189,8 @@ pub fn elman_backward_time<T: Float>(
                         let dout_row = dout.map(|o| o.row(base + i));
                         elman_cell_backward(a_b.row_mut(base + i), dh_b.row(lo + i), dout_row, act);
                     }
+                    // dAᵀ for the weight gradients, while the rows are in cache
+                    da_tb.write_rows(base, n, a_b.rows_slice(base, n), h);
                     // ∂L/∂h_{t-1} = ∂L/∂a · W_hh
                     matmul(
                         dh_b.rows_mut(lo, n),
@@ -205,7 +212,7 @@ pub fn elman_backward_time<T: Float>(
             }
         });
     }
-    ElmanTimeGrads { da: acts }
+    ElmanTimeGrads { da: acts, da_t }
 }
 
 /// The products after the reverse loop (see [`super::scan::input_and_weight_grads`]).
@@ -230,6 +237,7 @@ pub fn elman_backward_weights<T: Float>(
     };
     let gg = GateGrads {
         dgx: &time.da,
+        dgx_t: Some(&time.da_t),
         dgh_tail: None,
     };
     input_and_weight_grads(dx, grads, &gg, x, &prev, w, dims.hidden_size);

@@ -336,6 +336,7 @@ pub fn gru_backward_weights<T: Float>(
     };
     let gg = GateGrads {
         dgx: &time.dgx,
+        dgx_t: None,
         dgh_tail: Some((2 * h, &time.dghn)),
     };
     input_and_weight_grads(dx, grads, &gg, x, &prev, w, 3 * h);

@@ -407,6 +407,7 @@ pub fn lstm_backward_weights<T: Float>(
     };
     let gg = GateGrads {
         dgx: &time.dgates,
+        dgx_t: None,
         dgh_tail: None,
     };
     input_and_weight_grads(dx, grads, &gg, x, &prev, w, 4 * h);

@@ -726,6 +726,60 @@ fn add_prev_product<T: Float>(mut dst: MatMut<'_, T>, dg: MatRef<'_, T>, prev: &
     }
 }
 
+/// `dst: [G, P] += dGᵀ · H_prev` for a stored transpose `dg_t: [G, N]` of `dG`.
+fn add_prev_product_t<T: Float>(
+    mut dst: MatMut<'_, T>,
+    dg_t: MatRef<'_, T>,
+    prev: &PrevRows<'_, T>,
+) {
+    let n = dg_t.cols();
+    match prev {
+        PrevRows::Gathered(v) => {
+            let p = dst.cols();
+            matmul(dst, dg_t, MatRef::new(v, n, p), true, Parallelism::Auto);
+        }
+        PrevRows::Shifted { out, h0, reverse } => {
+            let b = h0.rows().min(n);
+            let (body, first) = if *reverse { (0, n - b) } else { (b, 0) };
+            let src = if *reverse { b } else { 0 };
+            matmul(
+                dst.rb(),
+                dg_t.sub(0, dg_t.rows(), body, n - b),
+                out.sub(src, n - b, 0, out.cols()),
+                true,
+                Parallelism::Auto,
+            );
+            matmul(
+                dst,
+                dg_t.sub(0, dg_t.rows(), first, b),
+                *h0,
+                true,
+                Parallelism::Auto,
+            );
+        }
+    }
+}
+
+/// `acc[j] += Σ_k m[j, k]` over the rows of `m: [G, N]` (bias gradients from a transposed
+/// gate gradient: each sum runs over contiguous memory).
+fn add_row_sums<T: Float>(acc: &mut [T], m: MatRef<'_, T>) {
+    for (j, a) in acc.iter_mut().enumerate() {
+        let row = m.row(j);
+        let mut lanes = [T::zero(); 8];
+        let mut chunks = row.chunks_exact(8);
+        for c in &mut chunks {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l += v;
+            }
+        }
+        let mut s = chunks.remainder().iter().fold(T::zero(), |s, &v| s + v);
+        for l in lanes {
+            s += l;
+        }
+        *a += s;
+    }
+}
+
 /// `dw: [G, K] += cᵀ` for `c: [K, G]`.
 fn add_transposed<T: Float>(dw: &mut [T], c: &[T], g: usize) {
     let k = c.len() / g.max(1);
@@ -741,6 +795,10 @@ fn add_transposed<T: Float>(dw: &mut [T], c: &[T], g: usize) {
 pub struct GateGrads<'a, T> {
     /// `[N, G]`: `∂L/∂` of the input-side gate pre-activations.
     pub dgx: &'a [T],
+    /// `[G, transposed_ld(N)]`: the transpose of `dgx`, when the reverse loop wrote it as it
+    /// went (the Elman RNN, whose `G = H` makes `dG` the narrowest operand, so the weight
+    /// gradients take it instead of transposed `X` and `H_prev`). Only without `dgh_tail`.
+    pub dgx_t: Option<&'a [T]>,
     /// The hidden side's gradient equals the input side's except in its columns `k..G` (the
     /// GRU's `n` gate, where `W_hn h + b_hn` sits inside `r ⊙ (…)`): `(k, [N, G - k])`.
     pub dgh_tail: Option<(usize, &'a [T])>,
@@ -780,6 +838,24 @@ pub fn input_and_weight_grads<T: Float>(
             true,
             Parallelism::Auto,
         );
+    }
+    if let Some(dgt) = gg.dgx_t {
+        assert!(gg.dgh_tail.is_none(), "a stored dGᵀ needs dGh = dGx");
+        let dgt = MatRef::with_ld(dgt, g, n, transposed_ld(n));
+        if let Some(dw) = grads.w_ih.as_deref_mut() {
+            matmul(MatMut::new(dw, g, i_size), dgt, x, true, Parallelism::Auto);
+        }
+        if let Some(dw) = grads.w_hh.as_deref_mut() {
+            let p = dw.len() / g.max(1);
+            add_prev_product_t(MatMut::new(dw, g, p), dgt, prev);
+        }
+        for db in [grads.b_ih.as_deref_mut(), grads.b_hh.as_deref_mut()]
+            .into_iter()
+            .flatten()
+        {
+            add_row_sums(db, dgt);
+        }
+        return;
     }
     let split = gg.dgh_tail.map_or(g, |(k, _)| k);
     if let Some(dw) = grads.w_ih.as_deref_mut() {
@@ -958,8 +1034,17 @@ mod tests {
                 b_hh: Some(&mut dbh),
                 w_hr: None,
             };
+            let dgx_t = {
+                let mut t = vec![0.0; transposed_ld(n) * g];
+                let w = TransposedRows::new(&mut t, n, g);
+                // SAFETY: one thread.
+                unsafe { w.write_rows(0, n, &dgx, g) };
+                t
+            };
+            // with a stored dGᵀ where the hidden side equals the input side
             let gg = GateGrads {
                 dgx: &dgx,
+                dgx_t: (!tail && reverse).then_some(&dgx_t[..]),
                 dgh_tail: tail.then_some((k_split, &tail_rm[..])),
             };
             let xm = MatRef::new(&x, n, i_size);
