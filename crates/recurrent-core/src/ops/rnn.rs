@@ -16,7 +16,9 @@ use crate::backend::cpu::elman::{self, ElmanSaved, Nonlinearity};
 use crate::backend::cpu::gemm::MatRef;
 use crate::backend::cpu::gru::{self, GruSaved};
 use crate::backend::cpu::lstm::{self, LstmSaved};
-use crate::backend::cpu::scan::{RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps};
+use crate::backend::cpu::scan::{
+    LayerInput, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps,
+};
 use crate::error::{Error, Result};
 use crate::tensor::{shared, DataRef, SharedStorage, Tensor};
 
@@ -509,7 +511,7 @@ impl BackwardOp for RnnBackward {
         let n_state = if lstm { 3 } else { 2 };
         let mut dx = needs[0].then(|| vec![0.0f32; n * i_size]);
         let xd = x.data();
-        let xm = MatRef::new(&xd, n, i_size);
+        let xm = LayerInput::new(MatRef::new(&xd, n, i_size));
         let mut param_grads: Vec<Option<Vec<f32>>> = Vec::new();
         let mut need_idx = n_state;
         for (k, tg) in time_grads.iter().enumerate() {
@@ -539,7 +541,7 @@ impl BackwardOp for RnnBackward {
                         dxs,
                         &mut rg,
                         t,
-                        xm,
+                        &xm,
                         &out_blocks[k],
                         h0k,
                         w,
@@ -551,7 +553,7 @@ impl BackwardOp for RnnBackward {
                         dxs,
                         &mut rg,
                         t,
-                        xm,
+                        &xm,
                         &out_blocks[k],
                         h0k,
                         w,
@@ -563,7 +565,7 @@ impl BackwardOp for RnnBackward {
                         dxs,
                         &mut rg,
                         t,
-                        xm,
+                        &xm,
                         &out_blocks[k],
                         h0k,
                         w,

@@ -8,8 +8,8 @@ use super::float::Float;
 use super::gemm::{matmul, MatRef};
 use super::scan::{
     add_bias, combined_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows,
-    prev_rows, step_parallelism, transposed_ld, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights,
-    RowBlock, RowsRef, Steps, TransposedRows, MIN_SLICE_ROWS,
+    prev_rows, step_parallelism, transposed_ld, GateGrads, LayerInput, PrevRows, RnnDims, RnnGrads,
+    RnnWeights, RowBlock, RowsRef, Steps, TransposedRows, MIN_SLICE_ROWS,
 };
 
 /// The nonlinearity of an Elman RNN.
@@ -221,7 +221,7 @@ pub fn elman_backward_weights<T: Float>(
     dx: Option<&mut [T]>,
     grads: &mut RnnGrads<'_, T>,
     time: &ElmanTimeGrads<T>,
-    x: MatRef<'_, T>,
+    x: &LayerInput<'_, T>,
     out: &RowsRef<'_, T>,
     h0: &[T],
     w: &RnnWeights<'_, T>,

@@ -10,7 +10,7 @@ use super::elman::{self, Nonlinearity};
 use super::gemm::MatRef;
 use super::gru;
 use super::lstm;
-use super::scan::{RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps};
+use super::scan::{LayerInput, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps};
 use crate::rng::Generator;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -214,7 +214,7 @@ impl Problem {
                             Some(&mut gx),
                             &mut rg,
                             &time,
-                            x,
+                            &LayerInput::new(x),
                             &out_r,
                             &self.h0,
                             &w,
@@ -258,7 +258,7 @@ impl Problem {
                             Some(&mut gx),
                             &mut rg,
                             &time,
-                            x,
+                            &LayerInput::new(x),
                             &out_r,
                             &self.h0,
                             &w,
@@ -302,7 +302,7 @@ impl Problem {
                             Some(&mut gx),
                             &mut rg,
                             &da,
-                            x,
+                            &LayerInput::new(x),
                             &out_r,
                             &self.h0,
                             &w,

@@ -9,8 +9,8 @@ use super::float::Float;
 use super::gemm::{matmul, MatMut, MatRef};
 use super::scan::{
     add_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows, prev_rows,
-    step_parallelism, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps,
-    MIN_SLICE_ROWS,
+    step_parallelism, GateGrads, LayerInput, PrevRows, RnnDims, RnnGrads, RnnWeights, RowBlock,
+    RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one GRU layer-direction needs from its forward pass.
@@ -319,7 +319,7 @@ pub fn gru_backward_weights<T: Float>(
     dx: Option<&mut [T]>,
     grads: &mut RnnGrads<'_, T>,
     time: &GruTimeGrads<T>,
-    x: MatRef<'_, T>,
+    x: &LayerInput<'_, T>,
     out: &RowsRef<'_, T>,
     h0: &[T],
     w: &RnnWeights<'_, T>,

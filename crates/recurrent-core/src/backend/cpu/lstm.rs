@@ -12,8 +12,8 @@ use super::float::Float;
 use super::gemm::{matmul, MatRef, Parallelism};
 use super::scan::{
     add_bias, combined_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows,
-    prev_rows, step_parallelism, GateGrads, PrevRows, RnnDims, RnnGrads, RnnWeights, RowBlock,
-    RowsRef, Steps, MIN_SLICE_ROWS,
+    prev_rows, step_parallelism, GateGrads, LayerInput, PrevRows, RnnDims, RnnGrads, RnnWeights,
+    RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
 };
 
 /// What the backward pass of one LSTM layer-direction needs from its forward pass.
@@ -390,7 +390,7 @@ pub fn lstm_backward_weights<T: Float>(
     dx: Option<&mut [T]>,
     grads: &mut RnnGrads<'_, T>,
     time: &LstmTimeGrads<T>,
-    x: MatRef<'_, T>,
+    x: &LayerInput<'_, T>,
     out: &RowsRef<'_, T>,
     h0: &[T],
     w: &RnnWeights<'_, T>,

@@ -685,6 +685,52 @@ pub fn transpose<T: Float>(src: MatRef<'_, T>) -> Vec<T> {
     dst
 }
 
+/// For [`PrevRows::Shifted`] over `n` rows and a batch of `b`: `(b, body, src, first)`, where
+/// the `n - b` rows from `body` on take their previous state from the output rows from `src`
+/// on, and the `b` rows from `first` on start from `h0`.
+fn shifted_rows(n: usize, b: usize, reverse: bool) -> (usize, usize, usize, usize) {
+    let b = b.min(n);
+    if reverse {
+        (b, 0, b, n - b)
+    } else {
+        (b, b, 0, 0)
+    }
+}
+
+/// A layer's input `X: [N, I]` for the products after the reverse loop. Its transpose is
+/// made once, when first needed, and shared by the two directions of a bidirectional layer.
+#[derive(Debug)]
+pub struct LayerInput<'a, T> {
+    x: MatRef<'a, T>,
+    x_t: std::sync::OnceLock<Vec<T>>,
+}
+
+impl<'a, T: Float> LayerInput<'a, T> {
+    /// `x` with contiguous rows.
+    pub fn new(x: MatRef<'a, T>) -> Self {
+        LayerInput {
+            x,
+            x_t: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `X`.
+    pub fn x(&self) -> MatRef<'a, T> {
+        self.x
+    }
+
+    /// `Xᵀ: [I, N]`, stored row-major.
+    fn x_t(&self) -> MatRef<'_, T> {
+        let t = self.x_t.get_or_init(|| transpose(self.x));
+        MatRef::with_ld(
+            t,
+            self.x.cols(),
+            self.x.rows(),
+            transposed_ld(self.x.rows()),
+        )
+    }
+}
+
 /// `dst: [P, G'] += H_prevᵀ · dG` over the packed rows, for `dG: [N, G']` (contiguous rows).
 fn add_prev_product<T: Float>(mut dst: MatMut<'_, T>, dg: MatRef<'_, T>, prev: &PrevRows<'_, T>) {
     let n = dg.rows();
@@ -702,12 +748,9 @@ fn add_prev_product<T: Float>(mut dst: MatMut<'_, T>, dg: MatRef<'_, T>, prev: &
             );
         }
         PrevRows::Shifted { out, h0, reverse } => {
-            let b = h0.rows().min(n);
+            let (b, body, src, first) = shifted_rows(n, h0.rows(), *reverse);
             let out_t = transpose(*out);
             let out_t = MatRef::with_ld(&out_t, p, n, ld);
-            // Rows whose previous state is an output row, then those that start from h0.
-            let (body, first) = if *reverse { (0, n - b) } else { (b, 0) };
-            let src = if *reverse { b } else { 0 };
             matmul(
                 dst.rb(),
                 out_t.sub(0, p, src, n - b),
@@ -739,9 +782,7 @@ fn add_prev_product_t<T: Float>(
             matmul(dst, dg_t, MatRef::new(v, n, p), true, Parallelism::Auto);
         }
         PrevRows::Shifted { out, h0, reverse } => {
-            let b = h0.rows().min(n);
-            let (body, first) = if *reverse { (0, n - b) } else { (b, 0) };
-            let src = if *reverse { b } else { 0 };
+            let (b, body, src, first) = shifted_rows(n, h0.rows(), *reverse);
             matmul(
                 dst.rb(),
                 dg_t.sub(0, dg_t.rows(), body, n - b),
@@ -823,11 +864,12 @@ pub fn input_and_weight_grads<T: Float>(
     dx: Option<&mut [T]>,
     grads: &mut RnnGrads<'_, T>,
     gg: &GateGrads<'_, T>,
-    x: MatRef<'_, T>,
+    input: &LayerInput<'_, T>,
     prev: &PrevRows<'_, T>,
     w: &RnnWeights<'_, T>,
     gate_width: usize,
 ) {
+    let x = input.x();
     let (n, i_size, g) = (x.rows(), x.cols(), gate_width);
     let dgx = MatRef::new(gg.dgx, n, g);
     if let Some(dx) = dx {
@@ -859,11 +901,10 @@ pub fn input_and_weight_grads<T: Float>(
     }
     let split = gg.dgh_tail.map_or(g, |(k, _)| k);
     if let Some(dw) = grads.w_ih.as_deref_mut() {
-        let x_t = transpose(x);
         let mut c = vec![T::zero(); i_size * g];
         matmul(
             MatMut::new(&mut c, i_size, g),
-            MatRef::with_ld(&x_t, i_size, n, transposed_ld(n)),
+            input.x_t(),
             dgx,
             false,
             Parallelism::Auto,
@@ -1048,7 +1089,15 @@ mod tests {
                 dgh_tail: tail.then_some((k_split, &tail_rm[..])),
             };
             let xm = MatRef::new(&x, n, i_size);
-            input_and_weight_grads(Some(&mut dx), &mut grads, &gg, xm, &prev, &w, g);
+            input_and_weight_grads(
+                Some(&mut dx),
+                &mut grads,
+                &gg,
+                &LayerInput::new(xm),
+                &prev,
+                &w,
+                g,
+            );
             let close = |a: f64, b: f64| (a - b).abs() < 1e-12 * (1.0 + b.abs());
             for r in 0..n {
                 for c in 0..i_size {
