@@ -731,29 +731,33 @@ impl<'a, T: Float> LayerInput<'a, T> {
     }
 }
 
-/// `dst: [P, G'] += H_prevᵀ · dG` over the packed rows, for `dG: [N, G']` (contiguous rows).
-fn add_prev_product<T: Float>(mut dst: MatMut<'_, T>, dg: MatRef<'_, T>, prev: &PrevRows<'_, T>) {
-    let n = dg.rows();
-    let ld = transposed_ld(n);
-    let p = dst.rows();
+/// `H_prevᵀ` stored row-major (`[P, transposed_ld(N)]`): the transposed gathered rows, or
+/// for [`PrevRows::Shifted`] the transposed output (the products shift it).
+fn prev_transposed<T: Float>(prev: &PrevRows<'_, T>, n: usize, p: usize) -> Vec<T> {
     match prev {
-        PrevRows::Gathered(v) => {
-            let h_t = transpose(MatRef::new(v, n, p));
-            matmul(
-                dst,
-                MatRef::with_ld(&h_t, p, n, ld),
-                dg,
-                true,
-                Parallelism::Auto,
-            );
-        }
-        PrevRows::Shifted { out, h0, reverse } => {
+        PrevRows::Gathered(v) => transpose(MatRef::new(v, n, p)),
+        PrevRows::Shifted { out, .. } => transpose(*out),
+    }
+}
+
+/// `dst: [P, G'] += H_prevᵀ · dG` over the packed rows, for `dG: [N, G']` (contiguous rows)
+/// and `prev_t` from [`prev_transposed`].
+fn add_prev_product<T: Float>(
+    mut dst: MatMut<'_, T>,
+    dg: MatRef<'_, T>,
+    prev: &PrevRows<'_, T>,
+    prev_t: &[T],
+) {
+    let n = dg.rows();
+    let p = dst.rows();
+    let h_t = MatRef::with_ld(prev_t, p, n, transposed_ld(n));
+    match prev {
+        PrevRows::Gathered(_) => matmul(dst, h_t, dg, true, Parallelism::Auto),
+        PrevRows::Shifted { h0, reverse, .. } => {
             let (b, body, src, first) = shifted_rows(n, h0.rows(), *reverse);
-            let out_t = transpose(*out);
-            let out_t = MatRef::with_ld(&out_t, p, n, ld);
             matmul(
                 dst.rb(),
-                out_t.sub(0, p, src, n - b),
+                h_t.sub(0, p, src, n - b),
                 dg.sub(body, n - b, 0, dg.cols()),
                 true,
                 Parallelism::Auto,
@@ -913,28 +917,33 @@ pub fn input_and_weight_grads<T: Float>(
     }
     if let Some(dw) = grads.w_hh.as_deref_mut() {
         let p = dw.len() / g.max(1);
+        let prev_t = prev_transposed(prev, n, p);
         let mut c = vec![T::zero(); p * g];
         {
             let mut cm = MatMut::new(&mut c, p, g);
-            add_prev_product(cm.cols_mut(0, split), dgx.sub(0, n, 0, split), prev);
+            let head = dgx.sub(0, n, 0, split);
+            add_prev_product(cm.cols_mut(0, split), head, prev, &prev_t);
             if let Some((k, t)) = gg.dgh_tail {
-                add_prev_product(cm.cols_mut(k, g - k), MatRef::new(t, n, g - k), prev);
+                let tail = MatRef::new(t, n, g - k);
+                add_prev_product(cm.cols_mut(k, g - k), tail, prev, &prev_t);
             }
         }
         add_transposed(dw, &c, g);
     }
-    if let Some(db) = grads.b_ih.as_deref_mut() {
-        add_column_sums(db, gg.dgx);
-    }
-    if let Some(db) = grads.b_hh.as_deref_mut() {
-        match gg.dgh_tail {
-            None => add_column_sums(db, gg.dgx),
-            Some((k, t)) => {
-                let mut head = vec![T::zero(); g];
-                add_column_sums(&mut head, gg.dgx);
-                for (d, &v) in db[..k].iter_mut().zip(&head) {
-                    *d += v;
-                }
+    // Σ_rows dGx once: it is db_ih, and db_hh in its first `split` columns.
+    if grads.b_ih.is_some() || grads.b_hh.is_some() {
+        let mut sums = vec![T::zero(); g];
+        add_column_sums(&mut sums, gg.dgx);
+        if let Some(db) = grads.b_ih.as_deref_mut() {
+            for (d, &v) in db.iter_mut().zip(&sums) {
+                *d += v;
+            }
+        }
+        if let Some(db) = grads.b_hh.as_deref_mut() {
+            for (d, &v) in db[..split].iter_mut().zip(&sums) {
+                *d += v;
+            }
+            if let Some((k, t)) = gg.dgh_tail {
                 add_column_sums(&mut db[k..], t);
             }
         }
