@@ -11,6 +11,7 @@ pub mod backend;
 pub mod error;
 pub mod ops;
 pub mod rng;
+pub mod rnn;
 pub mod tensor;
 
 pub use autograd::{is_grad_enabled, no_grad};

@@ -12,57 +12,13 @@
 
 use super::Grads;
 use crate::autograd::{needs_grad, record_shared, BackwardOp};
-use crate::backend::cpu::elman::{self, ElmanSaved, Nonlinearity};
-use crate::backend::cpu::gemm::MatRef;
-use crate::backend::cpu::gru::{self, GruSaved};
-use crate::backend::cpu::lstm::{self, LstmSaved};
-use crate::backend::cpu::scan::{
-    LayerInput, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps,
+use crate::backend::cpu::layer::{
+    layer_backward, layer_forward, LayerArgs, LayerGrads, LayerSaved,
 };
+use crate::backend::cpu::scan::{RnnDims, RnnGrads, RnnWeights, Steps};
 use crate::error::{Error, Result};
+pub use crate::rnn::RnnMode;
 use crate::tensor::{shared, DataRef, SharedStorage, Tensor};
-
-/// Which recurrence a layer computes (PyTorch's `mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RnnMode {
-    /// Elman RNN with `tanh`.
-    RnnTanh,
-    /// Elman RNN with `relu`.
-    RnnRelu,
-    /// Long short-term memory.
-    Lstm,
-    /// Gated recurrent unit.
-    Gru,
-}
-
-impl RnnMode {
-    /// Gates per hidden unit: 4 (LSTM), 3 (GRU), 1 (Elman).
-    pub fn gate_multiplier(self) -> usize {
-        match self {
-            RnnMode::Lstm => 4,
-            RnnMode::Gru => 3,
-            RnnMode::RnnTanh | RnnMode::RnnRelu => 1,
-        }
-    }
-
-    /// PyTorch's name of the mode.
-    pub fn name(self) -> &'static str {
-        match self {
-            RnnMode::RnnTanh => "RNN_TANH",
-            RnnMode::RnnRelu => "RNN_RELU",
-            RnnMode::Lstm => "LSTM",
-            RnnMode::Gru => "GRU",
-        }
-    }
-
-    fn nonlinearity(self) -> Nonlinearity {
-        if self == RnnMode::RnnRelu {
-            Nonlinearity::Relu
-        } else {
-            Nonlinearity::Tanh
-        }
-    }
-}
 
 /// The parameters of one direction of one layer, in PyTorch's layout.
 #[derive(Clone, Copy, Debug)]
@@ -103,31 +59,6 @@ pub struct RnnLayerOutput {
     pub h_n: Tensor,
     /// `[D, B, H]` (LSTM only): each sequence's final cell state per direction.
     pub c_n: Option<Tensor>,
-}
-
-enum Saved {
-    Lstm(LstmSaved<f32>),
-    Gru(GruSaved<f32>),
-    Elman(ElmanSaved<f32>),
-}
-
-/// How many threads each direction's recurrence may use (batch slices carried through time
-/// by separate threads). `RECURRENT_RNN_SLICES=1` forces one slice, whose per-step product is
-/// then split across the threads by the GEMM instead (for measuring the two strategies).
-fn slices_per_direction(directions: usize) -> usize {
-    let threads = rayon::current_num_threads();
-    let forced = std::env::var("RECURRENT_RNN_SLICES")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok());
-    forced
-        .unwrap_or(threads / directions)
-        .clamp(1, threads.max(1))
-}
-
-/// Whether the two directions of a bidirectional layer run at the same time (the default) or
-/// one after the other with all threads each (`RECURRENT_BIDIR_SERIAL=1`, for measurements).
-fn directions_in_parallel() -> bool {
-    !matches!(std::env::var("RECURRENT_BIDIR_SERIAL").as_deref(), Ok("1"))
 }
 
 fn check_shape(what: &str, t: &Tensor, expected: &[usize]) -> Result<()> {
@@ -218,17 +149,11 @@ pub fn rnn_layer(
         inputs.extend(dp.tensors().into_iter().flatten());
     }
     let training = needs_grad(&inputs);
-    let max_slices = if directions_in_parallel() {
-        slices_per_direction(d)
-    } else {
-        slices_per_direction(1)
-    };
 
     let mut out = vec![0.0f32; n * d * p];
     let mut h_n = vec![0.0f32; d * b * p];
-    let mut c_n = vec![0.0f32; if mode == RnnMode::Lstm { d * b * h } else { 0 }];
-    let mut saved: Vec<Option<Saved>> = (0..d).map(|_| None).collect();
-    {
+    let mut c_n = vec![0.0f32; if mode.has_cell_state() { d * b * h } else { 0 }];
+    let saved = {
         let xd = x.data();
         let h0d = h0.data();
         let c0d = c0.map(|c| c.data());
@@ -244,85 +169,17 @@ pub fn rnn_layer(
                 ..weights_of(g)
             })
             .collect();
-        let blocks = RowBlock::split_columns(&mut out, d * p, &vec![p; d]);
-        let xm = MatRef::new(&xd, n, i_size);
-        let run = |k: usize, h_n: &mut [f32], c_n: &mut [f32], slot: &mut Option<Saved>| {
-            let reverse = k == 1;
-            let h0k = &h0d[k * b * p..(k + 1) * b * p];
-            let w = &weights[k];
-            match mode {
-                RnnMode::Lstm => {
-                    let c0k = &c0d.as_ref().expect("validated")[k * b * h..(k + 1) * b * h];
-                    let mut s = LstmSaved::default();
-                    lstm::lstm_forward(
-                        &blocks[k],
-                        h_n,
-                        c_n,
-                        training.then_some(&mut s),
-                        xm,
-                        h0k,
-                        c0k,
-                        w,
-                        dims,
-                        steps,
-                        reverse,
-                        max_slices,
-                    );
-                    *slot = training.then_some(Saved::Lstm(s));
-                }
-                RnnMode::Gru => {
-                    let mut s = GruSaved::default();
-                    gru::gru_forward(
-                        &blocks[k],
-                        h_n,
-                        training.then_some(&mut s),
-                        xm,
-                        h0k,
-                        w,
-                        dims,
-                        steps,
-                        reverse,
-                        max_slices,
-                    );
-                    *slot = training.then_some(Saved::Gru(s));
-                }
-                RnnMode::RnnTanh | RnnMode::RnnRelu => {
-                    let mut s = ElmanSaved::default();
-                    elman::elman_forward(
-                        &blocks[k],
-                        h_n,
-                        training.then_some(&mut s),
-                        xm,
-                        h0k,
-                        w,
-                        dims,
-                        mode.nonlinearity(),
-                        steps,
-                        reverse,
-                        max_slices,
-                    );
-                    *slot = training.then_some(Saved::Elman(s));
-                }
-            }
+        let layer = LayerArgs {
+            mode,
+            dims,
+            steps,
+            x: &xd,
+            h0: &h0d,
+            c0: c0d.as_deref().unwrap_or(&[]),
+            weights: &weights,
         };
-        let c_chunk = if mode == RnnMode::Lstm { b * h } else { 0 };
-        if d == 2 {
-            let (h_f, h_r) = h_n.split_at_mut(b * p);
-            let (c_f, c_r) = c_n.split_at_mut(c_chunk);
-            let (s_f, s_r) = saved.split_at_mut(1);
-            if directions_in_parallel() {
-                rayon::join(
-                    || run(0, h_f, c_f, &mut s_f[0]),
-                    || run(1, h_r, c_r, &mut s_r[0]),
-                );
-            } else {
-                run(0, h_f, c_f, &mut s_f[0]);
-                run(1, h_r, c_r, &mut s_r[0]);
-            }
-        } else {
-            run(0, &mut h_n, &mut c_n, &mut saved[0]);
-        }
-    }
+        layer_forward(&mut out, &mut h_n, &mut c_n, &layer, training)
+    };
 
     let out_storage = shared(out);
     let backward: Option<Box<dyn BackwardOp>> = training.then(|| {
@@ -342,14 +199,11 @@ pub fn rnn_layer(
                 .iter()
                 .map(|dp| dp.h_mask.map(<[f32]>::to_vec))
                 .collect(),
-            saved: saved
-                .into_iter()
-                .map(|s| s.expect("saved in training"))
-                .collect(),
+            saved: saved.expect("saved in training"),
         }) as Box<dyn BackwardOp>
     });
     let mut outputs = vec![(out_storage, vec![n, d * p]), (shared(h_n), vec![d, b, p])];
-    if mode == RnnMode::Lstm {
+    if mode.has_cell_state() {
         outputs.push((shared(c_n), vec![d, b, h]));
     }
     let name = match mode {
@@ -388,13 +242,7 @@ struct RnnBackward {
     params: Vec<[Option<Tensor>; 5]>,
     out: SharedStorage,
     masks: Vec<Option<Vec<f32>>>,
-    saved: Vec<Saved>,
-}
-
-enum TimeGrads {
-    Lstm(lstm::LstmTimeGrads<f32>),
-    Gru(gru::GruTimeGrads<f32>),
-    Elman(elman::ElmanTimeGrads<f32>),
+    saved: LayerSaved<f32>,
 }
 
 impl BackwardOp for RnnBackward {
@@ -414,179 +262,92 @@ impl BackwardOp for RnnBackward {
         let d = params.len();
         let (i_size, h, p) = (dims.input_size, dims.hidden_size, dims.out_size());
         let (n, b) = (steps.total(), steps.batch());
-        let lstm = mode == RnnMode::Lstm;
+        let lstm = mode.has_cell_state();
         let mut grads = grads.into_iter();
         let dout = grads.next().flatten();
         let dh_n = grads.next().flatten();
         let dc_n = grads.next().flatten();
-        let max_slices = if directions_in_parallel() {
-            slices_per_direction(d)
-        } else {
-            slices_per_direction(1)
-        };
 
         let mut dh0 = vec![0.0f32; d * b * p];
         let mut dc0 = vec![0.0f32; if lstm { d * b * h } else { 0 }];
-        let out_guard = out.read();
-        let out_data = out_guard.as_slice();
-        let out_blocks = RowsRef::split_columns(out_data, d * p, &vec![p; d]);
-        let dout_blocks = dout
-            .as_deref()
-            .map(|g| RowsRef::split_columns(g, d * p, &vec![p; d]));
-        let h0d = h0.data();
-        let c0d = c0.as_ref().map(|c| c.data());
-        let guards: Vec<[Option<DataRef<'_>>; 5]> = params
+        let mut dx = needs[0].then(|| vec![0.0f32; n * i_size]);
+        // Gradient buffers for the parameters that exist and want one, in input order.
+        let n_state = if lstm { 3 } else { 2 };
+        let mut need_idx = n_state;
+        let mut bufs: Vec<[Option<Vec<f32>>; 5]> = params
             .iter()
-            .map(|ps| ps.each_ref().map(|t| t.as_ref().map(Tensor::data)))
-            .collect();
-        let weights: Vec<RnnWeights<'_, f32>> = guards
-            .iter()
-            .zip(&masks)
-            .map(|(g, m)| RnnWeights {
-                h_mask: m.as_deref(),
-                ..weights_of(g)
+            .map(|ps| {
+                std::array::from_fn(|j| {
+                    ps[j].as_ref().and_then(|t| {
+                        let want = needs[need_idx];
+                        need_idx += 1;
+                        want.then(|| vec![0.0f32; t.numel()])
+                    })
+                })
             })
             .collect();
-
-        // Phase 1: the reverse loops, both directions in parallel.
-        let time = |k: usize, s: Saved, dh0: &mut [f32], dc0: &mut [f32]| -> TimeGrads {
-            let reverse = k == 1;
-            let w = &weights[k];
-            let dout_k = dout_blocks.as_ref().map(|v| &v[k]);
-            let dh_n_k = dh_n.as_deref().map(|g| &g[k * b * p..(k + 1) * b * p]);
-            let h0k = &h0d[k * b * p..(k + 1) * b * p];
-            match s {
-                Saved::Lstm(s) => {
-                    let dc_n_k = dc_n.as_deref().map(|g| &g[k * b * h..(k + 1) * b * h]);
-                    let c0k = &c0d.as_ref().expect("lstm c0")[k * b * h..(k + 1) * b * h];
-                    TimeGrads::Lstm(lstm::lstm_backward_time(
-                        dh0, dc0, dout_k, dh_n_k, dc_n_k, s, c0k, w, dims, &steps, reverse,
-                        max_slices,
-                    ))
-                }
-                Saved::Gru(s) => TimeGrads::Gru(gru::gru_backward_time(
-                    dh0,
-                    dout_k,
-                    dh_n_k,
-                    s,
-                    &out_blocks[k],
-                    h0k,
-                    w,
-                    dims,
-                    &steps,
-                    reverse,
-                    max_slices,
-                )),
-                Saved::Elman(s) => TimeGrads::Elman(elman::elman_backward_time(
-                    dh0,
-                    dout_k,
-                    dh_n_k,
-                    s,
-                    w,
-                    dims,
-                    mode.nonlinearity(),
-                    &steps,
-                    reverse,
-                    max_slices,
-                )),
-            }
-        };
-        let mut saved = saved.into_iter();
-        let time_grads: Vec<TimeGrads> = if d == 2 {
-            let (s0, s1) = (saved.next().expect("fwd"), saved.next().expect("rev"));
-            let (dh_f, dh_r) = dh0.split_at_mut(b * p);
-            let c_chunk = if lstm { b * h } else { 0 };
-            let (dc_f, dc_r) = dc0.split_at_mut(c_chunk);
-            if directions_in_parallel() {
-                let (a, r) = rayon::join(|| time(0, s0, dh_f, dc_f), || time(1, s1, dh_r, dc_r));
-                vec![a, r]
-            } else {
-                vec![time(0, s0, dh_f, dc_f), time(1, s1, dh_r, dc_r)]
-            }
-        } else {
-            vec![time(0, saved.next().expect("fwd"), &mut dh0, &mut dc0)]
-        };
-
-        // Phase 2: one product per gradient, directions in turn (they share dX).
-        let n_state = if lstm { 3 } else { 2 };
-        let mut dx = needs[0].then(|| vec![0.0f32; n * i_size]);
-        let xd = x.data();
-        let xm = LayerInput::new(MatRef::new(&xd, n, i_size));
-        let mut param_grads: Vec<Option<Vec<f32>>> = Vec::new();
-        let mut need_idx = n_state;
-        for (k, tg) in time_grads.iter().enumerate() {
-            let reverse = k == 1;
-            let w = &weights[k];
-            let h0k = &h0d[k * b * p..(k + 1) * b * p];
-            // Gradient buffers for the parameters that exist and want one.
-            let mut bufs: [Option<Vec<f32>>; 5] = std::array::from_fn(|j| {
-                params[k][j].as_ref().and_then(|t| {
-                    let want =
-                        needs[need_idx + params[k][..j].iter().filter(|q| q.is_some()).count()];
-                    want.then(|| vec![0.0f32; t.numel()])
+        {
+            let out_guard = out.read();
+            let xd = x.data();
+            let h0d = h0.data();
+            let c0d = c0.as_ref().map(|c| c.data());
+            let guards: Vec<[Option<DataRef<'_>>; 5]> = params
+                .iter()
+                .map(|ps| ps.each_ref().map(|t| t.as_ref().map(Tensor::data)))
+                .collect();
+            let weights: Vec<RnnWeights<'_, f32>> = guards
+                .iter()
+                .zip(&masks)
+                .map(|(g, m)| RnnWeights {
+                    h_mask: m.as_deref(),
+                    ..weights_of(g)
                 })
-            });
-            {
-                let [g0, g1, g2, g3, g4] = &mut bufs;
-                let mut rg = RnnGrads {
+                .collect();
+            let layer = LayerArgs {
+                mode,
+                dims,
+                steps: &steps,
+                x: &xd,
+                h0: &h0d,
+                c0: c0d.as_deref().unwrap_or(&[]),
+                weights: &weights,
+            };
+            let param_grads = bufs
+                .iter_mut()
+                .map(|[g0, g1, g2, g3, g4]| RnnGrads {
                     w_ih: g0.as_deref_mut(),
                     w_hh: g1.as_deref_mut(),
                     b_ih: g2.as_deref_mut(),
                     b_hh: g3.as_deref_mut(),
                     w_hr: g4.as_deref_mut(),
-                };
-                let dxs = dx.as_deref_mut();
-                match tg {
-                    TimeGrads::Lstm(t) => lstm::lstm_backward_weights(
-                        dxs,
-                        &mut rg,
-                        t,
-                        &xm,
-                        &out_blocks[k],
-                        h0k,
-                        w,
-                        dims,
-                        &steps,
-                        reverse,
-                    ),
-                    TimeGrads::Gru(t) => gru::gru_backward_weights(
-                        dxs,
-                        &mut rg,
-                        t,
-                        &xm,
-                        &out_blocks[k],
-                        h0k,
-                        w,
-                        dims,
-                        &steps,
-                        reverse,
-                    ),
-                    TimeGrads::Elman(t) => elman::elman_backward_weights(
-                        dxs,
-                        &mut rg,
-                        t,
-                        &xm,
-                        &out_blocks[k],
-                        h0k,
-                        w,
-                        dims,
-                        &steps,
-                        reverse,
-                    ),
-                }
-            }
-            for (j, buf) in bufs.into_iter().enumerate() {
-                if params[k][j].is_some() {
-                    param_grads.push(buf);
-                    need_idx += 1;
-                }
-            }
+                })
+                .collect();
+            layer_backward(
+                LayerGrads {
+                    dx: dx.as_deref_mut(),
+                    dh0: &mut dh0,
+                    dc0: &mut dc0,
+                    params: param_grads,
+                },
+                dout.as_deref(),
+                dh_n.as_deref(),
+                dc_n.as_deref(),
+                saved,
+                out_guard.as_slice(),
+                &layer,
+            );
         }
         let mut res: Grads = vec![dx, needs[1].then_some(dh0)];
         if lstm {
             res.push(needs[2].then_some(dc0));
         }
-        res.extend(param_grads);
+        for (ps, bs) in params.iter().zip(bufs) {
+            for (p, buf) in ps.iter().zip(bs) {
+                if p.is_some() {
+                    res.push(buf);
+                }
+            }
+        }
         Ok(res)
     }
 }

@@ -10,5 +10,6 @@ pub mod gemm;
 #[cfg(test)]
 pub(crate) mod gradcheck;
 pub mod gru;
+pub mod layer;
 pub mod lstm;
 pub mod scan;
