@@ -143,9 +143,8 @@ def _connected_zeros(shapes, like, params):
 
 def _rnn_forward(m, input, hx):
     """forward() of LSTM, GRU and RNN: torch.nn's argument handling, the Rust stack in between."""
-    update = getattr(m, "_update_flat_weights", None)
-    if update is not None:
-        update()
+    # By name, not from `_flat_weights`: this sees weights replaced by functional_call,
+    # parametrizations or plain assignment, with nothing to keep in sync.
     params = [getattr(m, n) for n in m._flat_weights_names]
     lstm = m.mode == "LSTM"
     name = {"LSTM": "LSTM", "GRU": "GRU"}.get(m.mode, "RNN")

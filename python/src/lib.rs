@@ -18,14 +18,28 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use recurrent_core::backend::cpu::denormal;
 use recurrent_core::backend::cpu::float::Float;
 use recurrent_core::backend::cpu::layer::{
     layer_backward, layer_forward, LayerArgs, LayerGrads, LayerSaved,
 };
 use recurrent_core::backend::cpu::scan::{RnnDims, RnnGrads, RnnWeights, Steps};
+use recurrent_core::backend::cpu::{denormal, parallel};
 use recurrent_core::rnn::RnnMode;
 use std::sync::Arc;
+
+/// Rust's allocations in this module (the kernels' buffers) come from mimalloc, which keeps
+/// freed memory for the next call: a training step frees and allocates the same large buffers,
+/// which glibc would unmap and fault in again every time (measured: 25% of an inference call).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How long freed memory stays committed for reuse before it goes back to the system: longer
+/// than a training step, short enough that an idle interpreter gives it back.
+const PURGE_DELAY_MS: std::os::raw::c_long = 1000;
+
+/// Below this many floating-point operations a call runs on the calling thread: waking a
+/// pool's sleeping workers costs tens of microseconds, more than two threads can save.
+const SMALL_CALL_FLOPS: usize = 10_000_000;
 
 /// A buffer owned by Python: `(address, element count)`.
 type Buf = (usize, usize);
@@ -81,6 +95,15 @@ impl Spec {
         } else {
             self.hidden_size
         }
+    }
+
+    /// Floating-point operations of the forward products over `n` packed rows.
+    fn forward_flops(&self, n: usize) -> usize {
+        (0..self.num_layers)
+            .map(|k| 2 * self.gates() * (self.layer_dims(k).input_size + self.out_size()))
+            .sum::<usize>()
+            * n
+            * self.directions
     }
 
     fn gates(&self) -> usize {
@@ -223,8 +246,23 @@ fn steps_of(steps: (usize, usize, usize)) -> PyResult<Steps> {
     Steps::new(&sizes).ok_or_else(bad)
 }
 
-/// Rayon pools by size, built once: the kernels run inside one, so that they use exactly the
-/// threads asked for, never rayon's global pool.
+/// Run `f` (the kernels) with the GIL released: on the calling thread for small work or one
+/// thread (its floating-point mode restored afterwards: it is the interpreter's), else inside
+/// a rayon pool of `threads` threads, never rayon's global pool.
+fn run_kernels<R: Send>(
+    py: Python<'_>,
+    threads: usize,
+    flops: usize,
+    f: impl FnOnce() -> R + Send,
+) -> PyResult<R> {
+    if threads <= 1 || flops < SMALL_CALL_FLOPS {
+        return Ok(py.detach(|| denormal::preserving_thread_mode(|| parallel::on_this_thread(f))));
+    }
+    let pool = pool(threads)?;
+    Ok(py.detach(|| pool.install(f)))
+}
+
+/// Rayon pools by size, built once, their threads flushing denormals as configured.
 static POOLS: Mutex<Vec<Arc<ThreadPool>>> = Mutex::new(Vec::new());
 
 fn pool(threads: usize) -> PyResult<Arc<ThreadPool>> {
@@ -563,10 +601,9 @@ fn forward(
     let (hs, cs) = spec.state_sizes(steps.batch());
     let (l, n) = (spec.num_layers, steps.total());
     let out_size = n * spec.directions * spec.out_size();
-    let pool = pool(threads)?;
     fn run<T: Float>(
         py: Python<'_>,
-        pool: &ThreadPool,
+        threads: usize,
         spec: &Spec,
         steps: Steps,
         bufs: (Buf, Buf, Option<Buf>, &[Buf], &[Buf]),
@@ -589,19 +626,18 @@ fn forward(
             };
             (inp, out, h_n, c_n)
         };
-        Ok(
-            py.detach(|| {
-                pool.install(|| stack_forward(spec, steps, &inp, out, h_n, c_n, training))
-            }),
-        )
+        let flops = spec.forward_flops(steps.total());
+        run_kernels(py, threads, flops, || {
+            stack_forward(spec, steps, &inp, out, h_n, c_n, training)
+        })
     }
     let bufs = (x, h0, c0, &params[..], &masks[..]);
     let outs = (out, h_n, c_n);
     let sizes = (out_size, l * hs, l * cs);
     let state = if spec.double {
-        run::<f64>(py, &pool, &spec, steps, bufs, outs, sizes, training)?.map(SavedStack::F64)
+        run::<f64>(py, threads, &spec, steps, bufs, outs, sizes, training)?.map(SavedStack::F64)
     } else {
-        run::<f32>(py, &pool, &spec, steps, bufs, outs, sizes, training)?.map(SavedStack::F32)
+        run::<f32>(py, threads, &spec, steps, bufs, outs, sizes, training)?.map(SavedStack::F32)
     };
     Ok(state.map(|s| Saved {
         spec,
@@ -656,7 +692,6 @@ impl Saved {
                  if you need to access saved tensors after calling backward.",
             )
         })?;
-        let pool = pool(threads)?;
         let args = BackwardBufs {
             x,
             h0,
@@ -673,8 +708,8 @@ impl Saved {
             dparams: &dparams,
         };
         match state {
-            SavedStack::F32(s) => run_backward(py, &pool, &spec, s, &args),
-            SavedStack::F64(s) => run_backward(py, &pool, &spec, s, &args),
+            SavedStack::F32(s) => run_backward(py, threads, &spec, s, &args),
+            SavedStack::F64(s) => run_backward(py, threads, &spec, s, &args),
         }
     }
 
@@ -706,7 +741,7 @@ struct BackwardBufs<'a> {
 
 fn run_backward<T: Float>(
     py: Python<'_>,
-    pool: &ThreadPool,
+    threads: usize,
     spec: &Spec,
     saved: StackSaved<T>,
     a: &BackwardBufs<'_>,
@@ -779,8 +814,11 @@ fn run_backward<T: Float>(
             },
         )
     };
-    py.detach(|| pool.install(|| stack_backward(spec, saved, &inp, outputs, grads)));
-    Ok(())
+    // The backward pass does about twice the forward's products.
+    let flops = 2 * spec.forward_flops(n);
+    run_kernels(py, threads, flops, || {
+        stack_backward(spec, saved, &inp, outputs, grads)
+    })
 }
 
 /// Flush denormal numbers to zero in the kernels (the default) or not; applies to every pool.
@@ -823,6 +861,10 @@ fn cpu_features() -> Vec<&'static str> {
 /// The Rust side of the `recurrent` package.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    /// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (libmimalloc-sys 0.1.49).
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets a mimalloc option; valid at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     m.add_function(wrap_pyfunction!(forward, m)?)?;
     m.add_function(wrap_pyfunction!(set_flush_denormals, m)?)?;
     m.add_function(wrap_pyfunction!(flush_denormals, m)?)?;

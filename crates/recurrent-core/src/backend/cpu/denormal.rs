@@ -16,7 +16,8 @@
 //! comparisons). On targets other than x86-64 and aarch64 it does nothing.
 //!
 //! If you run the library inside your own rayon pool, call [`apply_to_current_pool`] from
-//! inside that pool once.
+//! inside that pool once. If you call the kernels on a thread whose floating-point mode is not
+//! yours to change (an interpreter's), wrap the call in [`preserving_thread_mode`].
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -99,14 +100,86 @@ pub fn ensure() {
     if APPLIED.with(|a| a.get()) != want {
         apply_here();
     }
-    POOL_INIT.call_once(|| {
-        let built = rayon::ThreadPoolBuilder::new()
-            .start_handler(|_| apply_here())
-            .build_global();
-        if built.is_err() {
-            rayon::spawn_broadcast(|_| apply_here());
+    // The global pool runs the parallel products of kernels called from outside any pool.
+    // Inside a pool (its owner applied the mode to it), or with the kernels held to the
+    // calling thread, it is not used and not started.
+    if rayon::current_thread_index().is_none() && !super::parallel::is_sequential() {
+        POOL_INIT.call_once(|| {
+            let built = rayon::ThreadPoolBuilder::new()
+                .start_handler(|_| apply_here())
+                .build_global();
+            if built.is_err() {
+                rayon::spawn_broadcast(|_| apply_here());
+            }
+        });
+    }
+}
+
+/// Run `f` with this thread in the configured mode, then put the thread's floating-point
+/// control register back exactly as it was, even if `f` panics.
+///
+/// For kernels called on a thread that belongs to someone else, such as the Python
+/// interpreter's, whose ops PyTorch runs with its own denormal setting.
+///
+/// ```
+/// use recurrent_core::backend::cpu::denormal;
+/// let before = denormal::control_register();
+/// denormal::preserving_thread_mode(|| denormal::ensure());
+/// assert_eq!(denormal::control_register(), before);
+/// ```
+pub fn preserving_thread_mode<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore {
+        control: u64,
+        applied: u8,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            write_control(self.control);
+            APPLIED.with(|a| a.set(self.applied));
         }
-    });
+    }
+    let _restore = Restore {
+        control: control_register(),
+        applied: APPLIED.with(|a| a.get()),
+    };
+    f()
+}
+
+/// This thread's floating-point control register (MXCSR on x86-64, FPCR on aarch64; 0
+/// elsewhere).
+pub fn control_register() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut csr: u32 = 0;
+        // SAFETY: stmxcsr stores this thread's SSE control register into `csr`.
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack)) };
+        u64::from(csr)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let fpcr: u64;
+        // SAFETY: reads this thread's floating-point control register.
+        unsafe { std::arch::asm!("mrs {}, fpcr", out(reg) fpcr, options(nomem, nostack)) };
+        fpcr
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    0
+}
+
+fn write_control(value: u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let csr = value as u32;
+        // SAFETY: loads a value read earlier from this thread's own MXCSR.
+        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, readonly)) };
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: writes back a value read earlier from this thread's own FPCR.
+    unsafe {
+        std::arch::asm!("msr fpcr, {}", in(reg) value, options(nomem, nostack))
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = value;
 }
 
 fn apply_here() {
@@ -165,5 +238,34 @@ mod tests {
         set_flush_denormals(false);
         assert!(std::hint::black_box(tiny) * half > 0.0);
         set_flush_denormals(true);
+    }
+
+    #[test]
+    fn the_callers_mode_survives_a_preserving_call() {
+        let tiny = f32::MIN_POSITIVE;
+        let half = std::hint::black_box(0.5f32);
+        std::thread::spawn(move || {
+            // a thread that keeps IEEE denormals, as the Python interpreter's does
+            assert!(std::hint::black_box(tiny) * half > 0.0);
+            let before = control_register();
+            let inside = preserving_thread_mode(|| {
+                crate::backend::cpu::parallel::on_this_thread(ensure);
+                std::hint::black_box(tiny) * half
+            });
+            assert_eq!(inside, 0.0, "the kernels flush");
+            assert_eq!(control_register(), before);
+            assert!(
+                std::hint::black_box(tiny) * half > 0.0,
+                "the caller does not"
+            );
+            // and the next call applies the mode again
+            let again = preserving_thread_mode(|| {
+                ensure();
+                std::hint::black_box(tiny) * half
+            });
+            assert_eq!(again, 0.0);
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -309,7 +309,9 @@ pub(super) fn faer_matmul<T: Float + faer::traits::ComplexField>(
     }
     let flops = 2 * m * n * k;
     let par = match par {
-        Parallelism::Auto if flops >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1 => {
+        Parallelism::Auto
+            if flops >= PARALLEL_MIN_FLOPS && super::parallel::current_threads() > 1 =>
+        {
             faer::Par::rayon(0)
         }
         _ => faer::Par::Seq,

@@ -142,7 +142,7 @@ fn nonlinearity(mode: RnnMode) -> Nonlinearity {
 /// by separate threads). `RECURRENT_RNN_SLICES=1` forces one slice, whose per-step product is
 /// then split across the threads by the GEMM instead (for measuring the two strategies).
 fn slices_per_direction(directions: usize) -> usize {
-    let threads = rayon::current_num_threads();
+    let threads = super::parallel::current_threads();
     let forced = std::env::var("RECURRENT_RNN_SLICES")
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
@@ -177,7 +177,7 @@ fn for_each_direction<T: Send, U: Send, S: Send>(
         let (b0, b1) = b.split_at_mut(cb);
         let (s0, s1) = slots.split_at_mut(1);
         if directions_in_parallel() {
-            rayon::join(|| f(0, a0, b0, &mut s0[0]), || f(1, a1, b1, &mut s1[0]));
+            super::parallel::join(|| f(0, a0, b0, &mut s0[0]), || f(1, a1, b1, &mut s1[0]));
         } else {
             f(0, a0, b0, &mut s0[0]);
             f(1, a1, b1, &mut s1[0]);

@@ -12,4 +12,5 @@ pub(crate) mod gradcheck;
 pub mod gru;
 pub mod layer;
 pub mod lstm;
+pub mod parallel;
 pub mod scan;

@@ -165,6 +165,8 @@ pub fn step_parallelism(slices: &[(usize, usize)], max_slices: usize) -> Paralle
 pub fn for_each_slice(slices: &[(usize, usize)], f: impl Fn(usize, usize) + Sync) {
     if slices.len() == 1 {
         f(slices[0].0, slices[0].1);
+    } else if super::parallel::is_sequential() {
+        slices.iter().for_each(|&(lo, hi)| f(lo, hi));
     } else {
         slices.par_iter().for_each(|&(lo, hi)| {
             super::denormal::ensure();
@@ -676,12 +678,17 @@ pub fn transpose<T: Float>(src: MatRef<'_, T>) -> Vec<T> {
     }
     let w = TransposedRows::new(&mut dst, rows, cols);
     let ld = src.row_stride();
-    (0..rows.div_ceil(BLOCK)).into_par_iter().for_each(|k| {
+    let block = |k: usize| {
         let r0 = k * BLOCK;
         let n = BLOCK.min(rows - r0);
         // SAFETY: each task writes its own rows r0..r0 + n.
         unsafe { w.write_rows(r0, n, src.sub(r0, n, 0, cols).rows_slice(), ld) };
-    });
+    };
+    if super::parallel::current_threads() > 1 {
+        (0..rows.div_ceil(BLOCK)).into_par_iter().for_each(block);
+    } else {
+        (0..rows.div_ceil(BLOCK)).for_each(block);
+    }
     dst
 }
 
