@@ -149,7 +149,7 @@ def test_bad_constructor_arguments_are_torch_nn_s():
         ((4, 5), dict(nonlinearity="sigmoid")),
     ]:
         cls, ref = (rt.RNN, nn.RNN) if "nonlinearity" in kwargs else (rt.LSTM, nn.LSTM)
-        same_error(lambda: cls(*args, **kwargs), lambda: ref(*args, **kwargs), ValueError, "")
+        same_error(lambda: cls(*args, **kwargs), lambda: ref(*args, **kwargs), ValueError, ".")
     same_error(lambda: rt.GRU(4, 5, proj_size=2), lambda: nn.GRU(4, 5, proj_size=2), ValueError, "proj_size argument is only supported for LSTM")
 
 
