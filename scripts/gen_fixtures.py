@@ -7,7 +7,12 @@ parameter for a random upstream gradient on all outputs. The fixtures are commit
 Rust tests need no Python; `fixtures/manifest.json` lists every case, and a listed case whose
 tensors are missing makes the tests fail.
 
-Usage:  pip install -r scripts/requirements.txt && python scripts/gen_fixtures.py
+Usage:  pip install -r scripts/requirements.txt && python scripts/gen_fixtures.py [--keep-existing]
+
+--keep-existing: where a tensor is already in the committed fixture file and the new value is
+within 1e-6 (1 + |value|) of it, keep the committed bytes. PyTorch's CPU kernels (oneDNN's LSTM)
+differ in the last bits from one CPU to another, so this adds new cases without touching the
+values of the old ones; a larger difference is an error.
 """
 
 import itertools
@@ -18,7 +23,7 @@ import sys
 import zlib
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pack_padded_sequence
 
 SEED = 20261126
@@ -28,6 +33,25 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"
 T, B, I, H, PROJ = 5, 3, 3, 4, 2
 LENGTHS_SORTED = [5, 3, 2]
 LENGTHS_UNSORTED = [2, 5, 3]  # distinct, so the sort order is unambiguous
+SMALL_DIMS = (T, B, I, H, PROJ, LENGTHS_UNSORTED)
+
+# Large-batch cases: batches of 19 and 17 rows are above the kernels' slice threshold
+# (MIN_SLICE_ROWS = 8 in recurrent-core's backend/cpu/scan.rs), so with two threads per
+# direction the batch is split into slices that separate threads carry through time. Only the
+# batch matters for that; the other sizes stay small. Their own seed, so the other cases keep
+# their values. A packed batch's lengths are a permutation of 1..B (distinct: torch.sort in
+# pack_padded_sequence is not stable, so tied lengths would make the packed order arbitrary),
+# hence T = B for those.
+BIG_SEED = 20261127
+BIG_T, BIG_I, BIG_H, BIG_PROJ = 5, 5, 6, 3
+# (batch, bidirectional, batch_first, input kind), each with 2 layers and initial states.
+BIG_CASES = [
+    (19, False, False, "padded"),
+    (19, True, False, "padded"),
+    (19, False, False, "packed_unsorted"),
+    (19, True, False, "packed_unsorted"),
+    (17, True, True, "packed_unsorted"),
+]
 
 MODES = {
     "rnn_tanh": (torch.nn.RNN, dict(nonlinearity="tanh")),
@@ -39,18 +63,48 @@ MODES = {
 INPUT_KINDS = ["padded", "packed_sorted", "packed_unsorted", "unbatched"]
 
 
-def case_seed(case_id):
+def case_seed(case_id, seed=SEED):
     """A per-case seed that does not depend on Python's randomised string hash."""
-    return (SEED ^ zlib.crc32(case_id.encode())) % (2**31)
+    return (seed ^ zlib.crc32(case_id.encode())) % (2**31)
 
 
 def c(t):
     return t.detach().contiguous().clone()
 
 
-def rnn_case(store, case_id, mode, num_layers, bidirectional, batch_first, init_state, kind, bias=True):
-    cls, extra = MODES[mode]
-    torch.manual_seed(case_seed(case_id))
+KEEP_EXISTING = False
+
+
+def write(store, fname):
+    """save_file into fixtures/, keeping the committed bytes of unchanged tensors with --keep-existing."""
+    path = os.path.join(ROOT, fname)
+    if KEEP_EXISTING and os.path.exists(path):
+        old = load_file(path)
+        kept = 0
+        for k, v in store.items():
+            o = old.get(k)
+            if o is None:
+                continue
+            if o.shape != v.shape or o.dtype != v.dtype or not ((o - v).abs() <= 1e-6 * (1 + o.abs())).all():
+                raise SystemExit(f"{fname}: {k} differs from the committed fixture beyond the last bits")
+            if not torch.equal(o, v):
+                kept += 1
+            store[k] = o
+        if kept:
+            print(f"{fname}: kept the committed bytes of {kept} tensors that differ in the last bits", file=sys.stderr)
+    save_file(store, path)
+
+
+def rnn_case(
+    store, case_id, mode, num_layers, bidirectional, batch_first, init_state, kind, bias=True, dims=SMALL_DIMS, seed=SEED
+):
+    """One layer case; `dims` = (T, B, I, H, proj_size, unsorted lengths), the small shapes by default."""
+    T, B, I, H, PROJ, lengths_unsorted = dims
+    extra = dict(MODES[mode][1])
+    if "proj_size" in extra:
+        extra["proj_size"] = PROJ
+    cls = MODES[mode][0]
+    torch.manual_seed(case_seed(case_id, seed))
     m = cls(I, H, num_layers=num_layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional, **extra)
     d = 2 if bidirectional else 1
     p = PROJ if mode == "lstm_proj" else H
@@ -73,7 +127,7 @@ def rnn_case(store, case_id, mode, num_layers, bidirectional, batch_first, init_
 
     lengths = None
     if kind in ("packed_sorted", "packed_unsorted"):
-        lengths = LENGTHS_SORTED if kind == "packed_sorted" else LENGTHS_UNSORTED
+        lengths = LENGTHS_SORTED if kind == "packed_sorted" else lengths_unsorted
         packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=(kind == "packed_sorted"))
         out, hidden = m(packed, hx)
         out_t = out.data
@@ -127,8 +181,23 @@ def rnn_case(store, case_id, mode, num_layers, bidirectional, batch_first, init_
         proj_size=PROJ if mode == "lstm_proj" else 0,
         input_size=I,
         hidden_size=H,
+        batch=None if unbatched else B,
+        steps=T,
         param_names=names,
     )
+
+
+def big_case(store, mode, batch, bidirectional, batch_first, kind):
+    """A 2-layer case with initial states at a batch that the kernels split into slices."""
+    cid = f"{mode}-L2-{'bi' if bidirectional else 'uni'}-{'bf' if batch_first else 'tf'}-h-{kind}-B{batch}"
+    steps = BIG_T
+    lengths = None
+    if kind == "packed_unsorted":
+        steps = batch
+        g = torch.Generator().manual_seed(case_seed(cid + "/lengths", BIG_SEED))
+        lengths = [int(v) + 1 for v in torch.randperm(batch, generator=g)]
+    dims = (steps, batch, BIG_I, BIG_H, BIG_PROJ, lengths)
+    return rnn_case(store, cid, mode, 2, bidirectional, batch_first, True, kind, dims=dims, seed=BIG_SEED)
 
 
 def cell_cases(store):
@@ -396,6 +465,8 @@ class LabModel(torch.nn.Module):
 
 
 def model_case():
+    """The lab model's state dict, logits, and one training step's loss and gradients:
+    BCEWithLogitsLoss (mean) against 0/1 targets, backpropagated into every parameter."""
     torch.manual_seed(SEED + 4)
     m = LabModel()
     ids = torch.randint(2, 50, (4, 7))
@@ -404,21 +475,36 @@ def model_case():
         ids[b, L:] = 1
     logits = m(ids, lengths)
     sd = {k: c(v) for k, v in m.state_dict().items()}
-    save_file(sd, os.path.join(ROOT, "lab_model.safetensors"))
-    save_file(
-        {"ids": ids.float().contiguous(), "logits": c(logits)},
-        os.path.join(ROOT, "lab_model_io.safetensors"),
+    # Targets from their own generator, so the logits and weights above keep their values.
+    targets = torch.randint(0, 2, (4,), generator=torch.Generator().manual_seed(SEED + 5)).float()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    loss.backward()
+    io = {"ids": ids.float().contiguous(), "logits": c(logits), "targets": c(targets), "loss": c(loss.reshape(1))}
+    names = []
+    for name, prm in m.named_parameters():
+        names.append(name)
+        io["grad." + name] = c(prm.grad)
+    write(sd, "lab_model.safetensors")
+    write(io, "lab_model_io.safetensors")
+    return dict(
+        lengths=lengths,
+        state_dict_names=list(sd.keys()),
+        shapes={k: list(v.shape) for k, v in sd.items()},
+        loss="bce_with_logits_mean",
+        param_names=names,
     )
-    return dict(lengths=lengths, state_dict_names=list(sd.keys()), shapes={k: list(v.shape) for k, v in sd.items()})
 
 
 def main():
+    global KEEP_EXISTING
+    KEEP_EXISTING = "--keep-existing" in sys.argv[1:]
     torch.set_num_threads(1)
     os.makedirs(ROOT, exist_ok=True)
     manifest = dict(
         torch_version=torch.__version__,
         seed=SEED,
         shapes=dict(T=T, B=B, I=I, H=H, proj_size=PROJ),
+        big_batch=dict(seed=BIG_SEED, T=BIG_T, I=BIG_I, H=BIG_H, proj_size=BIG_PROJ, batches=sorted({b for b, *_ in BIG_CASES})),
         tolerances=dict(forward=1e-5, gradient=1e-4),
         rnn_files={},
         rnn_cases=[],
@@ -434,19 +520,22 @@ def main():
         for num_layers, bidir, kind in [(1, False, "padded"), (2, True, "packed_unsorted")]:
             cid = f"{mode}-L{num_layers}-{'bi' if bidir else 'uni'}-tf-h-{kind}-nobias"
             manifest["rnn_cases"].append(dict(rnn_case(store, cid, mode, num_layers, bidir, False, True, kind, bias=False), file=f"rnn_{mode}.safetensors"))
+        # Batches the kernels split into slices carried by separate threads (appended last).
+        for batch, bidir, bf, kind in BIG_CASES:
+            manifest["rnn_cases"].append(dict(big_case(store, mode, batch, bidir, bf, kind), file=f"rnn_{mode}.safetensors"))
         fname = f"rnn_{mode}.safetensors"
-        save_file(store, os.path.join(ROOT, fname))
+        write(store, fname)
         manifest["rnn_files"][mode] = fname
 
     store = {}
     manifest["cell_cases"] = cell_cases(store)
-    save_file(store, os.path.join(ROOT, "cells.safetensors"))
+    write(store, "cells.safetensors")
     store = {}
     manifest["loss_cases"] = loss_cases(store)
-    save_file(store, os.path.join(ROOT, "losses.safetensors"))
+    write(store, "losses.safetensors")
     store = {}
     manifest["optim_cases"] = optim_cases(store)
-    save_file(store, os.path.join(ROOT, "optim.safetensors"))
+    write(store, "optim.safetensors")
     manifest["scheduler_cases"] = scheduler_cases()
     manifest["lab_model"] = model_case()
     with open(os.path.join(ROOT, "manifest.json"), "w") as f:

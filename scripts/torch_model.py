@@ -6,11 +6,13 @@ model.safetensors with PyTorch's parameter names. This script:
 
   predict DIR TEXT...      loads DIR into the same model in PyTorch and prints JSON lines
                            {"label", "probability", "text"} like `recurrent predict --json`;
-  export DIR               trains a small model in PyTorch on the IMDB mini corpus and saves
-                           it as a model directory that `recurrent predict` can use.
+  export DIR               trains a small model in PyTorch on an IMDB archive (the mini corpus by
+                           default) and saves it as a model directory that `recurrent predict`
+                           can use.
 
 Usage: python scripts/torch_model.py predict runs/imdb "A wonderful film."
        python scripts/torch_model.py export /tmp/torch_model [--data fixtures/imdb-mini/aclImdb_v1.tar.gz]
+                                            [--per-label N] [--epochs N]
 """
 import argparse
 import json
@@ -118,19 +120,37 @@ def cmd_predict(args):
         print(json.dumps({"label": "positive" if p >= 0.5 else "negative", "probability": p, "text": t}))
 
 
-def cmd_export(args):
-    """Train a small model in PyTorch on the mini corpus and save it in recurrent's layout."""
-    torch.manual_seed(0)
-    reviews = []
-    with tarfile.open(args.data) as tf:
+def read_reviews(path, split, per_label=None):
+    """(text, 1.0 pos / 0.0 neg) of an aclImdb tarball's `split`, at most `per_label` of each
+    label (the lowest review ids, so a slice of the full archive is the same on every run)."""
+    found = {"pos": [], "neg": []}
+    with tarfile.open(path) as tf:
         for m in tf:
-            mm = re.match(r"aclImdb/train/(pos|neg)/\d+_\d+\.txt$", m.name)
+            mm = re.match(rf"aclImdb/{split}/(pos|neg)/(\d+)_\d+\.txt$", m.name)
             if mm:
-                reviews.append((tf.extractfile(m).read().decode("utf-8"), 1.0 if mm.group(1) == "pos" else 0.0))
+                found[mm.group(1)].append((int(mm.group(2)), tf.extractfile(m).read().decode("utf-8")))
+    out = []
+    for label, y in (("neg", 0.0), ("pos", 1.0)):
+        rows = sorted(found[label])[:per_label] if per_label else sorted(found[label])
+        out += [(text, y) for _, text in rows]
+    return out
+
+
+def cmd_export(args):
+    """Train a small model in PyTorch and save it in recurrent's layout.
+
+    The fixture fixtures/torch-sentiment-model was made with
+        python scripts/torch_model.py export fixtures/torch-sentiment-model \\
+            --data ../shared/data/imdb/aclImdb_v1.tar.gz --per-label 2000 --epochs 5
+    (the first 2,000 training reviews of each label of the full IMDB archive; only the trained
+    model is kept, no review text), then `predict` for expected.jsonl.
+    """
+    torch.manual_seed(0)
+    reviews = read_reviews(args.data, "train", args.per_label)
     cfg = dict(
         tokenizer="basic_english", max_vocab=2000, min_freq=1, max_len=200, truncate="head", val_fraction=0.1,
         cell="gru", embedding_dim=16, hidden_size=16, num_layers=1, bidirectional=True, dropout=0.0,
-        embed_dropout=0.0, fc_dropout=0.0, pool="mean", epochs=1, batch_size=32, optimizer="adamw", lr=2e-3,
+        embed_dropout=0.0, fc_dropout=0.0, pool="mean", epochs=args.epochs, batch_size=32, optimizer="adamw", lr=2e-3,
         weight_decay=0.01, clip_grad_norm=1.0, schedule="constant", warmup_steps=0, patience=0, seed=1,
     )
     from collections import Counter
@@ -139,15 +159,32 @@ def cmd_export(args):
     itos = ["<unk>", "<pad>"] + [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].encode()))[: cfg["max_vocab"]]]
     stoi = {t: i for i, t in enumerate(itos)}
     model = SentimentModel(cfg, len(itos))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"])
-    for epoch in range(3):
-        for i in range(0, len(reviews), 32):
-            texts, ys = zip(*reviews[i : i + 32])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    g = torch.Generator().manual_seed(cfg["seed"])
+    bs = cfg["batch_size"]
+    for epoch in range(cfg["epochs"]):
+        model.train()
+        order = torch.randperm(len(reviews), generator=g).tolist()  # shuffled: the archive lists neg, then pos
+        total = 0.0
+        for i in range(0, len(order), bs):
+            texts, ys = zip(*(reviews[k] for k in order[i : i + bs]))
             ids, lengths = batch(cfg, stoi, texts)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(ids, lengths), torch.tensor(ys))
             opt.zero_grad()
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip_grad_norm"])
             opt.step()
+            total += loss.item() * len(texts)
+        print(f"epoch {epoch + 1}: train loss {total / len(reviews):.4f}", file=sys.stderr)
+    model.eval()
+    test = read_reviews(args.data, "test", args.per_label and max(args.per_label // 4, 1))
+    with torch.no_grad():
+        correct = 0
+        for i in range(0, len(test), 256):
+            texts, ys = zip(*test[i : i + 256])
+            ids, lengths = batch(cfg, stoi, texts)
+            correct += ((model(ids, lengths) > 0).float() == torch.tensor(ys)).sum().item()
+    print(f"test accuracy {correct / len(test):.3f} on {len(test)} reviews", file=sys.stderr)
     os.makedirs(args.dir, exist_ok=True)
     with open(os.path.join(args.dir, "config.json"), "w") as f:
         json.dump({"format": "recurrent-sentiment/1", "vocab_size": len(itos), "config": cfg}, f)
@@ -168,6 +205,8 @@ def main():
     e.add_argument("dir")
     here = os.path.dirname(os.path.abspath(__file__))
     e.add_argument("--data", default=os.path.join(here, "..", "fixtures", "imdb-mini", "aclImdb_v1.tar.gz"))
+    e.add_argument("--per-label", type=int, default=None, help="train on at most this many reviews of each label")
+    e.add_argument("--epochs", type=int, default=10)
     e.set_defaults(fn=cmd_export)
     args = ap.parse_args()
     args.fn(args)

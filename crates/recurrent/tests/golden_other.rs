@@ -490,6 +490,52 @@ fn a_pytorch_state_dict_loads_and_gives_pytorch_logits_and_ours_has_pytorch_name
     let logits = model.forward(&ids, ids_t.shape()[0], ids_t.shape()[1], &lengths);
     compare_t("logits", &logits, &get(&io, "logits"), 1e-5).unwrap();
 
+    // One training step's loss and the gradient of every parameter, the embedding's included
+    // (its padding row gets none), against PyTorch's BCEWithLogitsLoss (mean).
+    assert_eq!(spec["loss"], "bce_with_logits_mean");
+    let loss = logits
+        .binary_cross_entropy_with_logits(&get(&io, "targets"), None, None, Reduction::Mean)
+        .unwrap();
+    compare("loss", &loss.to_vec(), &[1], &get(&io, "loss"), 1e-5).unwrap();
+    loss.backward().unwrap();
+    let grad_names: Vec<&str> = spec["param_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let params = model.named_parameters();
+    assert_eq!(
+        params.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        grad_names,
+        "parameters"
+    );
+    let mut errs = Vec::new();
+    let mut max_grad = 0f32;
+    for (n, p) in &params {
+        let want = get(&io, &format!("grad.{n}"));
+        match compare_t(&format!("grad {n}"), &grad_of(p), &want, 1e-4) {
+            // These gradients are small (the embedding's are ~1e-3), so also hold each within
+            // 1e-3 of its own largest value: a scaled or partial gradient would pass 1e-4 alone.
+            Ok(d) => {
+                let scale = want.to_vec().iter().fold(0f32, |m, v| m.max(v.abs()));
+                if d > 1e-3 * scale {
+                    errs.push(format!(
+                        "grad {n}: max abs diff {d:e}, largest value {scale:e}"
+                    ));
+                }
+                max_grad = max_grad.max(d);
+            }
+            Err(e) => errs.push(e),
+        }
+    }
+    assert!(errs.is_empty(), "lab model gradients:\n{}", errs.join("\n"));
+    eprintln!(
+        "lab model: logits, loss and {} parameter gradients match PyTorch (largest gradient \
+         difference {max_grad:e})",
+        params.len()
+    );
+
     // Saved here: exactly PyTorch's names and shapes (what load_state_dict(strict=True)
     // checks), and the values survive the round trip. (Safetensors files list tensors sorted by
     // name, PyTorch's too; registration order is checked through named_parameters.)

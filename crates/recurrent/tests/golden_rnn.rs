@@ -1,21 +1,108 @@
 //! The recurrent layers against PyTorch: every case of the fixture matrix ({RNN tanh, RNN
 //! relu, LSTM, LSTM with proj_size, GRU} x {1, 2, 3 layers} x {uni, bidirectional} x
 //! {batch_first} x {with, without initial state} x {padded, packed sorted, packed unsorted,
-//! unbatched}, plus bias-free cases): outputs, final states and the gradients of the input,
-//! the initial states and every parameter.
+//! unbatched}, plus bias-free cases), and 2-layer cases with batches of 19 and 17 rows (uni
+//! and bidirectional, padded and packed unsorted, with initial states) that the kernels split
+//! into slices carried by separate threads: outputs, final states and the gradients of the
+//! input, the initial states and every parameter.
+//!
+//! The tests run on a rayon pool of [`THREADS`] threads, whatever the machine's core count, so
+//! that the large batches are split into slices (in both directions of a bidirectional layer)
+//! and the multi-slice paths meet PyTorch; each large case checks that it is split.
 
 mod common;
 use common::*;
 
+use recurrent::backend::cpu::parallel::current_threads;
+use recurrent::backend::cpu::scan::{Steps, MIN_SLICE_ROWS};
 use recurrent::nn::{
     pack_padded_sequence, GruConfig, LstmConfig, Module, Nonlinearity, PackedSequence, RnnConfig,
     StateDict,
 };
 use recurrent::Tensor;
 use serde_json::Value;
+use std::sync::Once;
 
 const FWD_TOL: f32 = 1e-5;
 const GRAD_TOL: f32 = 1e-4;
+
+/// Threads of the rayon pool the tests run on: two per direction of a bidirectional layer.
+const THREADS: usize = 4;
+
+/// A case whose batch the kernels split into slices (the small cases have batch 3).
+const BIG_BATCH: u64 = 16;
+
+/// Build rayon's global pool with [`THREADS`] threads before any kernel runs (every test calls
+/// this first), and check that the kernels see them.
+fn setup_threads() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if let Err(e) = recurrent::init_thread_pool(Some(THREADS)) {
+            eprintln!("{e}");
+        }
+    });
+    assert!(
+        current_threads() >= THREADS,
+        "the kernels see {} threads, the large-batch cases need {THREADS}",
+        current_threads()
+    );
+}
+
+fn is_big(case: &Value) -> bool {
+    case["batch"].as_u64().is_some_and(|b| b >= BIG_BATCH)
+}
+
+/// How many slices the kernels cut a case's batch into, per direction, by recurrent-core's
+/// rule (`slices_per_direction` in backend/cpu/layer.rs, then `Steps::slices`).
+fn slices_of(case: &Value, steps: usize, batch: usize) -> usize {
+    let batch_sizes: Vec<usize> = match case["lengths"].as_array() {
+        Some(l) => {
+            let l: Vec<usize> = l.iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            let max = *l.iter().max().unwrap();
+            (0..max)
+                .map(|t| l.iter().filter(|&&n| n > t).count())
+                .collect()
+        }
+        None => vec![batch; steps],
+    };
+    let dirs = if case["bidirectional"].as_bool().unwrap()
+        && std::env::var("RECURRENT_BIDIR_SERIAL").as_deref() != Ok("1")
+    {
+        2
+    } else {
+        1
+    };
+    let threads = current_threads();
+    let per_dir = std::env::var("RECURRENT_RNN_SLICES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(threads / dirs)
+        .clamp(1, threads.max(1));
+    Steps::new(&batch_sizes)
+        .unwrap()
+        .slices(per_dir, MIN_SLICE_ROWS)
+        .len()
+}
+
+/// The largest differences seen, forward and on gradients: absolute, and relative to
+/// `1 + |PyTorch's value|` (what the tolerances bound).
+#[derive(Default, Clone, Copy)]
+struct MaxDiff {
+    forward: f32,
+    gradient: f32,
+    forward_rel: f32,
+    gradient_rel: f32,
+}
+
+impl std::fmt::Display for MaxDiff {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "largest differences {:.1e} forward, {:.1e} gradients (relative {:.1e}, {:.1e})",
+            self.forward, self.gradient, self.forward_rel, self.gradient_rel
+        )
+    }
+}
 
 enum Model {
     Rnn(recurrent::nn::Rnn),
@@ -81,7 +168,7 @@ fn build(case: &Value) -> Model {
 }
 
 /// Run one case; returns the number of tensors compared, or the mismatches.
-fn run_case(case: &Value, fx: &StateDict) -> Result<usize, Vec<String>> {
+fn run_case(case: &Value, fx: &StateDict, max: &mut MaxDiff) -> Result<usize, Vec<String>> {
     let id = case["id"].as_str().unwrap();
     let key = |s: &str| format!("{id}.{s}");
     let model = build(case);
@@ -115,6 +202,29 @@ fn run_case(case: &Value, fx: &StateDict) -> Result<usize, Vec<String>> {
     let c0 = (init && lstm).then(|| get(fx, &key("c0")).requires_grad());
     let kind = case["input_kind"].as_str().unwrap();
     let bf = case["batch_first"].as_bool().unwrap();
+    if kind != "unbatched" {
+        let (steps, batch) = if bf {
+            (x.shape()[1], x.shape()[0])
+        } else {
+            (x.shape()[0], x.shape()[1])
+        };
+        if case["batch"].as_u64() != Some(batch as u64) {
+            errors.push(format!(
+                "input batch {batch}, the manifest says {}",
+                case["batch"]
+            ));
+        }
+        if is_big(case) && slices_of(case, steps, batch) < 2 {
+            errors.push(format!(
+                "batch {batch} is not split into slices with {} threads: \
+                 the case does not test the multi-slice paths",
+                current_threads()
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+    }
 
     let run =
         |input: Option<&PackedSequence>| -> recurrent::Result<(Tensor, Tensor, Option<Tensor>)> {
@@ -175,8 +285,16 @@ fn run_case(case: &Value, fx: &StateDict) -> Result<usize, Vec<String>> {
     let (out, h_n, c_n) = run(packed.as_ref()).map_err(|e| vec![e.to_string()])?;
     let mut check = |what: &str, got: &Tensor, want: &Tensor, tol: f32| {
         compared += 1;
-        if let Err(e) = compare_t(what, got, want, tol) {
-            errors.push(e);
+        match compare_t(what, got, want, tol) {
+            Ok(d) if tol == FWD_TOL => {
+                max.forward = max.forward.max(d);
+                max.forward_rel = max.forward_rel.max(max_rel_diff(got, want));
+            }
+            Ok(d) => {
+                max.gradient = max.gradient.max(d);
+                max.gradient_rel = max.gradient_rel.max(max_rel_diff(got, want));
+            }
+            Err(e) => errors.push(e),
         }
     };
     check("output", &out, &get(fx, &key("output")), FWD_TOL);
@@ -220,6 +338,7 @@ fn run_case(case: &Value, fx: &StateDict) -> Result<usize, Vec<String>> {
 }
 
 fn run_mode(mode: &str) {
+    setup_threads();
     let man = manifest();
     let file = man["rnn_files"][mode]
         .as_str()
@@ -236,10 +355,35 @@ fn run_mode(mode: &str) {
         "{mode}: only {} cases in the manifest",
         cases.len()
     );
+    // The large batches: uni and bidirectional, padded and packed unsorted, batch 19 and 17.
+    let big: Vec<&&Value> = cases.iter().filter(|c| is_big(c)).collect();
+    for (bidir, kind) in [
+        (false, "padded"),
+        (true, "padded"),
+        (false, "packed_unsorted"),
+        (true, "packed_unsorted"),
+    ] {
+        assert!(
+            big.iter().any(|c| c["bidirectional"] == bidir
+                && c["input_kind"] == kind
+                && c["batch"] == 19
+                && c["init_state"] == true
+                && c["num_layers"] == 2),
+            "{mode}: no batch-19 case with bidirectional={bidir}, {kind}"
+        );
+    }
+    assert!(
+        big.iter().any(|c| c["batch"] == 17),
+        "{mode}: no batch-17 case"
+    );
     let mut failures = Vec::new();
-    let mut compared = 0;
+    let (mut compared, mut compared_big) = (0, 0);
+    let (mut max, mut max_big) = (MaxDiff::default(), MaxDiff::default());
     for case in &cases {
-        match run_case(case, &fx) {
+        let big = is_big(case);
+        let m = if big { &mut max_big } else { &mut max };
+        match run_case(case, &fx, m) {
+            Ok(n) if big => compared_big += n,
             Ok(n) => compared += n,
             Err(e) => failures.push(format!(
                 "{}:\n    {}",
@@ -248,7 +392,15 @@ fn run_mode(mode: &str) {
             )),
         }
     }
-    eprintln!("{mode}: {} cases, {compared} tensors compared", cases.len());
+    eprintln!(
+        "{mode}: {} cases, {} tensors compared; batch <= 3: {} cases, {compared} tensors, \
+         {max}; batch >= {BIG_BATCH} on {} threads: {} cases, {compared_big} tensors, {max_big}",
+        cases.len(),
+        compared + compared_big,
+        cases.len() - big.len(),
+        current_threads(),
+        big.len(),
+    );
     assert!(
         failures.is_empty(),
         "{} of {} cases differ from PyTorch:\n{}",
@@ -295,5 +447,12 @@ fn every_mode_in_the_manifest_is_tested() {
     let mut sorted = modes.clone();
     sorted.sort();
     assert_eq!(sorted, ["gru", "lstm", "lstm_proj", "rnn_relu", "rnn_tanh"]);
-    assert_eq!(man["rnn_cases"].as_array().unwrap().len(), 490);
+    assert_eq!(man["rnn_cases"].as_array().unwrap().len(), 515);
+    let big = man["rnn_cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| is_big(c))
+        .count();
+    assert_eq!(big, 25, "large-batch cases");
 }

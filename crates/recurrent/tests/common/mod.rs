@@ -73,6 +73,15 @@ pub fn compare(
     }
 }
 
+/// The largest `|got − want| / (1 + |want|)`: what [`compare`]'s tolerance bounds.
+pub fn max_rel_diff(got: &Tensor, want: &Tensor) -> f32 {
+    got.to_vec()
+        .iter()
+        .zip(&want.to_vec())
+        .map(|(&a, &b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0.0, f32::max)
+}
+
 pub fn compare_t(what: &str, got: &Tensor, want: &Tensor, tol: f32) -> Result<f32, String> {
     compare(what, &got.to_vec(), got.shape(), want, tol)
 }
