@@ -71,6 +71,35 @@ pub struct BenchOptions {
     pub repeat: usize,
 }
 
+impl BenchOptions {
+    /// Known names only, and a repeat count in `1..=10000`.
+    pub fn validate(&self) -> Result<()> {
+        crate::validate::size("--repeat", self.repeat, 10_000)?;
+        for (flag, list, known) in [
+            (
+                "--cases",
+                &self.cases,
+                &[
+                    "imdb",
+                    "small",
+                    "bidir",
+                    "packed",
+                    "padded",
+                    "cell-latency",
+                    "lab",
+                ][..],
+            ),
+            ("--layers", &self.layers, &["lstm", "gru", "rnn", "lab"][..]),
+            ("--modes", &self.modes, &["train", "infer"][..]),
+        ] {
+            if let Some(bad) = list.iter().find(|v| !known.contains(&v.as_str())) {
+                bail!("{flag}: unknown name {bad:?} (known: {})", known.join(", "));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The lengths of the `packed` case, read from the committed fixture (a clear error if
 /// missing).
 pub fn packed_lengths() -> Result<Vec<usize>> {
@@ -433,6 +462,7 @@ fn lab(mode: &str, repeat: usize) -> Result<Row> {
 
 /// Run the selected cases; `progress` gets each row as it finishes.
 pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&Row)) -> Result<Vec<Row>> {
+    opts.validate()?;
     let want = |list: &[String], x: &str| list.is_empty() || list.iter().any(|v| v == x);
     let lengths = packed_lengths()?;
     let mut rows = Vec::new();

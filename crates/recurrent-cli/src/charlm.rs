@@ -67,6 +67,41 @@ pub struct CharConfig {
     pub seed: u64,
 }
 
+impl CharConfig {
+    /// Check every setting (messages name the flag), and that the model fits in memory.
+    pub fn validate(&self) -> Result<()> {
+        use crate::validate::{
+            fits_in_memory, fraction, positive, positive_real, rnn_parameters, size,
+            training_bytes, MAX_LAYERS, MAX_WIDTH,
+        };
+        size("--embedding-dim", self.embedding_dim, MAX_WIDTH)?;
+        size("--hidden", self.hidden, MAX_WIDTH)?;
+        size("--layers", self.layers, MAX_LAYERS)?;
+        fraction("--dropout", self.dropout)?;
+        size("--seq-len", self.seq_len, 1_000_000)?;
+        size("--batch-size", self.batch_size, 1_000_000)?;
+        positive("--epochs", self.epochs)?;
+        positive_real("--lr", self.lr)?;
+        crate::validate::non_negative_real("clip", self.clip)?;
+        fraction("val_fraction", self.val_fraction)?;
+        let gates = match self.cell {
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        };
+        // A character vocabulary is at most a few thousand symbols.
+        let params = rnn_parameters(gates, self.embedding_dim, self.hidden, self.layers, 1)
+            + 4096 * (self.embedding_dim as u128 + self.hidden as u128 + 1);
+        let tokens = self.batch_size as u128 * self.seq_len as u128;
+        let activations =
+            tokens * (self.layers as u128 * (gates + 2) as u128 * self.hidden as u128 + 4096);
+        fits_in_memory(
+            "this model",
+            training_bytes(params, activations),
+            "--hidden, --layers, --batch-size or --seq-len",
+        )
+    }
+}
+
 impl Default for CharConfig {
     fn default() -> Self {
         CharConfig {
@@ -271,14 +306,22 @@ pub fn train(
     quiet: bool,
 ) -> Result<CharReport> {
     let t0 = Instant::now();
+    if let Some(m) = max_chars {
+        crate::validate::positive("--max-chars", m)?;
+    }
+    // A new run's directory is made once the text is known to suit the settings.
+    let mut pending_setup: Option<(ConfigFile, PathBuf)> = None;
     let (cfg, chars, text) = if resume {
         let (cfg, chars) = load_config(out)?;
+        cfg.validate()
+            .with_context(|| format!("{}/config.json", out.display()))?;
         let src = std::fs::read_to_string(out.join("source.txt"))
             .context("the run does not record its text file")?;
         let text = std::fs::read_to_string(src.trim())
             .with_context(|| format!("reading {}", src.trim()))?;
         (cfg, chars, text)
     } else {
+        cfg.validate()?;
         let p = text_path.ok_or_else(|| anyhow!("--text FILE is required"))?;
         let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
         let text = String::from_utf8(bytes).map_err(|e| {
@@ -288,24 +331,18 @@ pub fn train(
                 e.utf8_error().valid_up_to()
             )
         })?;
-        if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+        if !crate::rundir::is_absent_or_empty(out)? {
             bail!("{} already exists and is not empty: use --resume, or another --out (nothing was overwritten)", out.display());
         }
         let mut chars: Vec<char> = text.chars().collect();
         chars.sort_unstable();
         chars.dedup();
-        std::fs::create_dir_all(out)?;
         let cf = ConfigFile {
             format: "recurrent-charlm/1".into(),
             chars: chars.clone(),
             config: cfg.clone(),
         };
-        write_atomic(
-            &out.join("config.json"),
-            serde_json::to_string_pretty(&cf)?.as_bytes(),
-        )?;
-        let abs = std::fs::canonicalize(p)?;
-        write_atomic(&out.join("source.txt"), abs.to_string_lossy().as_bytes())?;
+        pending_setup = Some((cf, std::fs::canonicalize(p)?));
         (cfg, chars, text)
     };
     let mut ids: Vec<usize> = {
@@ -327,6 +364,16 @@ pub fn train(
             "the text is too short for --batch-size {b} and --seq-len {t} ({} characters)",
             ids.len()
         );
+    }
+    if let Some((cf, abs)) = pending_setup {
+        crate::rundir::create(out, |dir| {
+            write_atomic(
+                &dir.join("config.json"),
+                serde_json::to_string_pretty(&cf)?.as_bytes(),
+            )?;
+            write_atomic(&dir.join("source.txt"), abs.to_string_lossy().as_bytes())?;
+            Ok(())
+        })?;
     }
     let mut g = Generator::new(cfg.seed);
     let mut model = CharModel::new(&cfg, chars.len(), &mut g)?;

@@ -1,6 +1,8 @@
 //! Where the IMDB corpus is looked for: `--data PATH`, then `$RECURRENT_DATA`, then the
 //! platform cache directory (`~/.cache/recurrent` on Linux). When none has it, it is
-//! downloaded into the cache directory (with a progress bar), if allowed.
+//! downloaded into the cache directory (with a progress bar), if allowed: from Stanford, or
+//! from the mirror in `$RECURRENT_IMDB_URL`, which must serve the official archive (its size,
+//! SHA-256 and MD5 are checked either way).
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -47,11 +49,19 @@ pub fn find_imdb(flag: Option<&Path>, allow_download: bool) -> Result<PathBuf> {
             cache.display()
         );
     }
+    let mut spec = download::imdb();
+    if let Some(url) = std::env::var("RECURRENT_IMDB_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        spec.url = url;
+    }
     eprintln!(
-        "The IMDB corpus is not in --data, $RECURRENT_DATA or {}: downloading it from Stanford.",
-        cache.display()
+        "The IMDB corpus is not in --data, $RECURRENT_DATA or {}: downloading it from {}.",
+        cache.display(),
+        spec.url
     );
-    download_with_bar(&download::imdb(), &cache)
+    download_with_bar(&spec, &cache)
 }
 
 /// Download with a progress bar.

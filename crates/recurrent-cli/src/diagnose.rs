@@ -46,6 +46,32 @@ pub struct DiagnoseConfig {
     pub seed: u64,
 }
 
+impl DiagnoseConfig {
+    /// Check every setting (messages name the flag), and that the models fit in memory.
+    pub fn validate(&self) -> Result<()> {
+        use crate::validate::{
+            fits_in_memory, positive, positive_real, rnn_parameters, size, training_bytes,
+            MAX_LAYERS, MAX_WIDTH,
+        };
+        size("--steps", self.steps, 1_000_000)?;
+        size("--input", self.input, MAX_WIDTH)?;
+        size("--hidden", self.hidden, MAX_WIDTH)?;
+        size("--layers", self.layers, MAX_LAYERS)?;
+        positive("--train-steps", self.train_steps)?;
+        size("--batch", self.batch, 1_000_000)?;
+        positive_real("--lr", self.lr)?;
+        let params = rnn_parameters(4, self.input, self.hidden, self.layers, 1);
+        let activations = (self.batch.max(256) as u128)
+            * self.steps as u128
+            * (self.layers as u128 * 6 * self.hidden as u128 + self.input as u128);
+        fits_in_memory(
+            "this diagnosis",
+            training_bytes(params, activations),
+            "--steps, --hidden, --layers or --batch",
+        )
+    }
+}
+
 /// The results for one cell type.
 #[derive(Clone, Debug, Serialize)]
 pub struct CellResult {
@@ -191,6 +217,7 @@ fn probe(
 
 /// Run the experiment for RNN, LSTM and GRU and write the outputs into `out`.
 pub fn run(cfg: &DiagnoseConfig, out: &Path, quiet: bool) -> Result<Vec<CellResult>> {
+    cfg.validate()?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut results = Vec::new();
     let (x_eval, y_eval) = data(cfg, 256, &mut Generator::new(cfg.seed ^ 0xE7A1))?;

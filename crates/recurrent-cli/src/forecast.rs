@@ -82,8 +82,8 @@ pub struct ForecastConfig {
     pub horizon: usize,
     /// Direct or recursive.
     pub strategy: Strategy,
-    /// Held-out points at the end.
-    pub test: usize,
+    /// Held-out points at the end (`None`: a fifth of the series, at least the horizon).
+    pub test: Option<usize>,
     /// Fraction of the remaining points (the end of them) used for validation.
     pub val_fraction: f64,
     /// Season length for the seasonal-naive baseline (0: none).
@@ -110,6 +110,49 @@ pub struct ForecastConfig {
     pub variational: recurrent::nn::VariationalDropout,
     /// DropConnect on `W_hh` (off by default).
     pub weight_drop: f64,
+}
+
+impl ForecastConfig {
+    /// Check every numeric setting (messages name the flag), and that the model fits in
+    /// memory.
+    pub fn validate(&self) -> Result<()> {
+        use crate::validate::{
+            fits_in_memory, fraction, positive, positive_real, rnn_parameters, size,
+            training_bytes, MAX_LAYERS, MAX_WIDTH,
+        };
+        size("--window", self.window, 1_000_000)?;
+        size("--horizon", self.horizon, 1_000_000)?;
+        if let Some(t) = self.test {
+            positive("--test", t)?;
+        }
+        fraction("--val-fraction", self.val_fraction)?;
+        size("--hidden", self.hidden, MAX_WIDTH)?;
+        size("--layers", self.layers, MAX_LAYERS)?;
+        positive("--epochs", self.epochs)?;
+        size("--batch-size", self.batch_size, 1_000_000)?;
+        positive_real("--lr", self.lr)?;
+        fraction("--var-input", self.variational.input)?;
+        fraction("--var-state", self.variational.state)?;
+        fraction("--var-output", self.variational.output)?;
+        fraction("--weight-drop", self.weight_drop)?;
+        let gates = match self.cell {
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+            Cell::Rnn => 1,
+        };
+        let params = rnn_parameters(gates, 1, self.hidden, self.layers, 1)
+            + (self.hidden as u128 + 1) * self.horizon as u128;
+        let activations = self.batch_size as u128
+            * self.window as u128
+            * self.layers as u128
+            * (gates + 2) as u128
+            * self.hidden as u128;
+        fits_in_memory(
+            "this forecaster",
+            training_bytes(params, activations),
+            "--hidden, --layers, --window or --batch-size",
+        )
+    }
 }
 
 /// Read a numeric column of a CSV file (header row required). Errors name the line.
@@ -278,21 +321,29 @@ pub struct ForecastReport {
 
 /// Train, forecast the held-out tail, compare with the baselines, write `forecast.png`,
 /// `forecast.csv` and `metrics.json` into `cfg.out`.
-pub fn run(cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
+pub fn run(mut cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
     let t0 = std::time::Instant::now();
+    cfg.validate()?;
+    // The output folder first: a run that cannot save its results fails before training.
+    std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     let series = read_series(&cfg.csv, &cfg.column)?;
     let (w, hz) = (cfg.window, cfg.horizon);
-    if w == 0 || hz == 0 {
-        bail!("--window and --horizon must be at least 1");
-    }
     let n = series.len();
-    if cfg.test < hz || cfg.test >= n {
+    let test = cfg.test.unwrap_or((n / 5).max(hz));
+    cfg.test = Some(test);
+    if test < hz || test >= n {
         bail!(
-            "--test must be at least the horizon ({hz}) and below the series length ({n}), got {}",
-            cfg.test
+            "--test must be at least the horizon ({hz}) and below the series length ({n}), got {test}"
         );
     }
-    let rest = n - cfg.test;
+    let rest = n - test;
+    if cfg.season > rest {
+        bail!(
+            "--season {} is longer than the history before the test part ({rest} points): the \
+             seasonal-naive baseline needs one whole season before every forecast",
+            cfg.season
+        );
+    }
     let n_val = ((rest as f64) * cfg.val_fraction).round() as usize;
     let n_train = rest - n_val;
     let out_len = if cfg.strategy == Strategy::Direct {
@@ -489,7 +540,7 @@ pub fn run(cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
     }
     let report = ForecastReport {
         points: n,
-        split: (n_train, n_val, cfg.test),
+        split: (n_train, n_val, test),
         model: errors(&pred, &actual),
         naive: errors(&naive, &actual),
         seasonal_naive: (cfg.season > 0).then(|| errors(&snaive, &actual)),
@@ -497,7 +548,6 @@ pub fn run(cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
         seconds: t0.elapsed().as_secs_f64(),
         config: cfg.clone(),
     };
-    std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     let mut csv = String::from("origin,step,target_index,forecast,actual,naive\n");
     let mut k = 0;
     for &o in &origins {

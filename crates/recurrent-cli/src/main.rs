@@ -372,6 +372,9 @@ struct TrainArgs {
     /// Replace the loss of these steps by NaN (for testing the non-finite guards).
     #[arg(long, hide = true, value_delimiter = ',')]
     fault_nan_steps: Vec<u64>,
+    /// Abort after this many setup steps of the run directory (for testing a kill in setup).
+    #[arg(long, hide = true)]
+    fault_abort_in_setup: Option<usize>,
     #[command(flatten)]
     settings: Settings,
 }
@@ -576,16 +579,21 @@ struct DownloadArgs {
     /// Target directory (default: the cache directory).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Download from a mirror instead of Stanford (give its --sha256 too).
-    #[arg(long, requires = "sha256")]
+    /// Download from a mirror instead of Stanford. The file must be the official archive: its
+    /// size, SHA-256 and MD5 are checked, unless --sha256 names another file.
+    #[arg(long)]
     url: Option<String>,
-    /// The mirror file's SHA-256.
+    /// The SHA-256 of a mirror's file that is not the official archive (a repackaged copy):
+    /// that SHA-256 and the archive's layout are checked instead.
     #[arg(long, requires = "url")]
     sha256: Option<String>,
 }
 
 fn run_train(args: TrainArgs) -> Result<ExitCode> {
     let resume = args.resume.is_some();
+    if let Some(l) = args.limit {
+        recurrent_cli::validate::positive("--limit", l)?;
+    }
     let mut cfg = match args.preset {
         Some(Preset::Course) => SentimentConfig::course(),
         _ => SentimentConfig::default(),
@@ -610,6 +618,7 @@ fn run_train(args: TrainArgs) -> Result<ExitCode> {
         stop_after_steps: args.stop_after_steps,
         skip_nonfinite: args.skip_nonfinite,
         fault_nan_steps: args.fault_nan_steps.clone(),
+        abort_in_setup: args.fault_abort_in_setup,
         quiet: args.quiet,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
@@ -641,6 +650,9 @@ fn keep_freed_memory() {
 fn run() -> Result<ExitCode> {
     keep_freed_memory();
     let cli = Cli::parse();
+    if let Some(t) = cli.threads {
+        recurrent_cli::validate::size("--threads", t, 4096)?;
+    }
     recurrent::init_thread_pool(cli.threads).map_err(anyhow::Error::msg)?;
     ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
@@ -653,6 +665,9 @@ fn run() -> Result<ExitCode> {
     match cli.command {
         Command::Train(a) => run_train(*a),
         Command::Eval(a) => {
+            if let Some(l) = a.limit {
+                recurrent_cli::validate::positive("--limit", l)?;
+            }
             let source = match (a.folder, a.tsv) {
                 (Some(f), _) => EvalSource::Folder(f),
                 (_, Some(t)) => EvalSource::Tsv(t),
@@ -695,14 +710,26 @@ fn run() -> Result<ExitCode> {
                 bail!("unknown dataset {:?} (available: imdb)", a.dataset);
             }
             let mut spec = recurrent_data::download::imdb();
-            if let (Some(url), Some(sha)) = (a.url, a.sha256) {
-                spec = DownloadSpec {
-                    url,
-                    sha256: sha.to_ascii_lowercase(),
-                    md5: None,
-                    size: None,
-                    ..spec
-                };
+            if let Some(url) = a.url {
+                spec.url = url;
+            }
+            if let Some(sha) = a.sha256 {
+                let sha = sha.to_ascii_lowercase();
+                if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    bail!("--sha256 must be 64 hexadecimal digits, got {sha:?}");
+                }
+                if sha != spec.sha256 {
+                    eprintln!(
+                        "note: --sha256 names a file other than the official archive: its SHA-256 \
+                         and its layout are checked; the official size and MD5 do not apply"
+                    );
+                    spec = DownloadSpec {
+                        sha256: sha,
+                        md5: None,
+                        size: None,
+                        ..spec
+                    };
+                }
             }
             let dir = a.dir.unwrap_or_else(datapath::cache_dir);
             let p = datapath::download_with_bar(&spec, &dir)?;
@@ -715,8 +742,9 @@ fn run() -> Result<ExitCode> {
                 cases: a.cases,
                 layers: a.layers,
                 modes: a.modes,
-                repeat: a.repeat.max(1),
+                repeat: a.repeat,
             };
+            opts.validate()?;
             eprintln!(
                 "recurrent bench: {} threads, activations {}, denormals flushed: {}",
                 rayon::current_num_threads(),
@@ -745,14 +773,13 @@ fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Forecast(a) => {
-            let n = recurrent_cli::forecast::read_series(&a.csv, &a.column)?.len();
             let cfg = recurrent_cli::forecast::ForecastConfig {
                 csv: a.csv.clone(),
                 column: a.column.clone(),
                 window: a.window,
                 horizon: a.horizon,
                 strategy: a.strategy,
-                test: a.test.unwrap_or((n / 5).max(a.horizon)),
+                test: a.test,
                 val_fraction: a.val_fraction,
                 season: a.season,
                 transform: a.transform,
@@ -835,6 +862,18 @@ fn run() -> Result<ExitCode> {
                 beam: a.beam,
                 seed: a.seed,
             };
+            cfg.validate()?;
+            if let Some(p) = &a.json {
+                // Fail before training when the report could not be written.
+                let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+                if let Some(d) = dir.filter(|d| !d.is_dir()) {
+                    bail!(
+                        "--json {}: the folder {} does not exist",
+                        p.display(),
+                        d.display()
+                    );
+                }
+            }
             let r = recurrent_cli::seq2seq::run(&cfg, a.quiet)?;
             for (src, tgt, got) in &r.examples {
                 println!("{src:<32} -> {got:<10} (expected {tgt})");

@@ -170,6 +170,46 @@ pub struct Seq2SeqConfig {
     pub seed: u64,
 }
 
+impl Seq2SeqConfig {
+    /// Check every setting (messages name the flag), and that the model fits in memory.
+    pub fn validate(&self) -> Result<()> {
+        use crate::validate::{
+            fits_in_memory, positive, positive_real, probability, rnn_parameters, size,
+            training_bytes, MAX_WIDTH,
+        };
+        if !matches!(self.cell.as_str(), "gru" | "lstm") {
+            bail!("--cell must be gru or lstm, got {:?}", self.cell);
+        }
+        size("--embedding-dim", self.embedding_dim, MAX_WIDTH)?;
+        size("--hidden", self.hidden, MAX_WIDTH)?;
+        probability("--teacher-forcing", self.teacher_forcing)?;
+        size("--train", self.train, 10_000_000)?;
+        size("--test", self.test, 10_000_000)?;
+        positive("--epochs", self.epochs)?;
+        size("--batch-size", self.batch_size, 1_000_000)?;
+        positive_real("--lr", self.lr)?;
+        size("--beam", self.beam, 1_000)?;
+        let gates = if self.cell == "lstm" { 4 } else { 3 };
+        let dirs = if self.bidirectional { 2 } else { 1 };
+        let h = self.hidden as u128;
+        let params = rnn_parameters(gates, self.embedding_dim, self.hidden, 1, dirs)
+            + rnn_parameters(
+                gates,
+                self.embedding_dim + dirs * self.hidden,
+                self.hidden,
+                1,
+                1,
+            )
+            + 8 * h * h;
+        let activations = self.batch_size as u128 * 40 * (gates as u128 + 4) * h * 3;
+        fits_in_memory(
+            "this model",
+            training_bytes(params, activations),
+            "--hidden, --embedding-dim or --batch-size",
+        )
+    }
+}
+
 enum Enc {
     Gru(Gru),
     Lstm(Lstm),
@@ -542,6 +582,7 @@ pub struct Seq2SeqReport {
 /// Train and evaluate on generated dates.
 pub fn run(cfg: &Seq2SeqConfig, quiet: bool) -> Result<Seq2SeqReport> {
     let t0 = std::time::Instant::now();
+    cfg.validate()?;
     let train = dates(cfg.train, cfg.seed);
     let test = dates(cfg.test, cfg.seed ^ 0x7E57);
     let sv = CharVocab::new(train.iter().map(|p| p.0.as_str()));

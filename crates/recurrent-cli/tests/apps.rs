@@ -53,8 +53,11 @@ fn series(dir: &std::path::Path) -> PathBuf {
     p
 }
 
+/// On the airline series (or a generated seasonal one), the LSTM with the log-difference
+/// transform forecasts better than both baselines, by a wide margin (RMSE 24-27 against 48
+/// for seasonal naive and 87 for naive, measured), with either strategy.
 #[test]
-fn forecast_beats_nothing_silly_and_writes_its_outputs() {
+fn forecast_beats_the_baselines_and_writes_its_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = series(tmp.path());
     let out = tmp.path().join("f");
@@ -74,9 +77,9 @@ fn forecast_beats_nothing_silly_and_writes_its_outputs() {
             "--season",
             "12",
             "--epochs",
-            "30",
-            "--hidden",
-            "16",
+            "100",
+            "--transform",
+            "log-diff",
             "--out",
             out.to_str().unwrap(),
             "--quiet",
@@ -88,8 +91,14 @@ fn forecast_beats_nothing_silly_and_writes_its_outputs() {
         );
         let m: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
-        let rmse = m["model"]["rmse"].as_f64().unwrap();
-        assert!(rmse.is_finite() && rmse > 0.0);
+        let rmse = |k: &str| m[k]["rmse"].as_f64().unwrap();
+        assert!(
+            rmse("model") < 0.8 * rmse("seasonal_naive") && rmse("model") < 0.8 * rmse("naive"),
+            "{strategy}: model {} against naive {} and seasonal naive {}",
+            rmse("model"),
+            rmse("naive"),
+            rmse("seasonal_naive")
+        );
         assert_eq!(
             &std::fs::read(out.join("forecast.png")).unwrap()[..4],
             b"\x89PNG"
@@ -127,6 +136,37 @@ fn forecast_beats_nothing_silly_and_writes_its_outputs() {
         fails(&["forecast", "--csv", "/nonexistent.csv", "--column", "x"])
             .contains("/nonexistent.csv")
     );
+    // Numeric options out of range: a message naming the option, before any work (these
+    // panicked or trained on nonsense before).
+    for (flag, value, says) in [
+        (
+            "--val-fraction",
+            "1.5",
+            "--val-fraction must be in [0, 1), got 1.5",
+        ),
+        (
+            "--val-fraction",
+            "NaN",
+            "--val-fraction must be in [0, 1), got NaN",
+        ),
+        ("--window", "0", "--window must be between 1 and"),
+        ("--lr", "-1", "--lr must be a finite number above 0, got -1"),
+        ("--hidden", "0", "--hidden must be between 1 and"),
+        ("--test", "0", "--test must be at least 1"),
+        ("--var-state", "1", "--var-state must be in [0, 1)"),
+    ] {
+        let e = fails(&[
+            "forecast",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--column",
+            "Passengers",
+            "--out",
+            tmp.path().join("bad").to_str().unwrap(),
+            &format!("{flag}={value}"),
+        ]);
+        assert!(e.contains(says), "{flag} {value}: {e}");
+    }
 }
 
 /// On an exponential trend, `log-diff` turns the series into a constant (scaled to zero), so
@@ -232,13 +272,29 @@ fn charlm_trains_resumes_and_samples() {
         .map(|s| s.to_string())
         .collect()
     };
-    let a: Vec<String> = args("2");
+    let a: Vec<String> = args("20");
     ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
-    let first = m["history"][0][2].as_f64().unwrap();
+    // The text's unigram entropy is what a model that learned only the character frequencies
+    // reaches (2.9 nats here); the text repeats, so a model that learned anything of its order
+    // does much better (0.49 nats after 20 epochs, a second, measured).
+    let entropy = {
+        let mut counts = std::collections::HashMap::new();
+        for c in body.chars() {
+            *counts.entry(c).or_insert(0usize) += 1;
+        }
+        let n = body.chars().count() as f64;
+        counts
+            .values()
+            .map(|&k| -(k as f64 / n) * (k as f64 / n).ln())
+            .sum::<f64>()
+    };
     let best = m["best_val_nats"].as_f64().unwrap();
-    assert!(best <= first && best < (30f64).ln(), "{m}");
+    assert!(
+        best < 0.5 * entropy,
+        "best {best} nats against the unigram entropy {entropy}: {m}"
+    );
     // Training into the same folder again is refused; resuming is not.
     assert!(fails(&a.iter().map(String::as_str).collect::<Vec<_>>()).contains("already exists"));
     ok(&[
@@ -416,6 +472,17 @@ fn diagnose_shows_the_vanishing_gradient() {
     }
     let csv = std::fs::read_to_string(out.join("gradient_norms.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 3 * 2 * 30);
+    // Empty shapes were a panic on an empty tensor; now each is a message naming the option.
+    for (flag, says) in [
+        ("--steps", "--steps must be between 1 and"),
+        ("--input", "--input must be between 1 and"),
+        ("--hidden", "--hidden must be between 1 and"),
+        ("--batch", "--batch must be between 1 and"),
+        ("--train-steps", "--train-steps must be at least 1"),
+    ] {
+        let e = fails(&["diagnose", flag, "0", "--out", out.to_str().unwrap()]);
+        assert!(e.contains(says), "{flag} 0: {e}");
+    }
 }
 
 #[test]
@@ -448,7 +515,44 @@ fn dropout_variants_train_through_the_cli() {
         "0.4",
         "--quiet",
     ]);
-    assert!(out.join("model.safetensors").is_file());
+    // The variants are part of the run's settings, and they change what is trained: the same
+    // run without them (same seed) reaches other weights.
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    let c = &cfg["config"];
+    assert_eq!(
+        (
+            c["var_input"].as_f64(),
+            c["var_state"].as_f64(),
+            c["var_output"].as_f64(),
+            c["weight_drop"].as_f64()
+        ),
+        (Some(0.2), Some(0.3), Some(0.2), Some(0.4)),
+        "{cfg}"
+    );
+    let plain = tmp.path().join("plain");
+    ok(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        plain.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--embedding-dim",
+        "16",
+        "--max-vocab",
+        "1000",
+        "--quiet",
+    ]);
+    let weights = |d: &std::path::Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert_ne!(
+        weights(&out),
+        weights(&plain),
+        "the dropout variants changed nothing"
+    );
     assert!(fails(&[
         "train",
         "--var-state",

@@ -2,6 +2,10 @@
 //! train, interrupt and resume to the same weights, eval (corpus, folder, TSV), predict
 //! (arguments, stdin, JSON), download from a loopback server, a PyTorch-trained model
 //! directory, and bad input of every kind.
+//!
+//! Test hook used here: `train --stop-after-steps N` (hidden from `--help`) makes a run behave
+//! as if Ctrl-C had been pressed after N optimisation steps, so an interruption lands at an
+//! exact, repeatable point.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -149,7 +153,7 @@ fn train_interrupt_resume_eval_predict() {
         .sum();
     assert_eq!(total, 150);
     let acc = v["accuracy"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&acc));
+    assert_metrics_agree_with_the_matrix(&v);
     // ... on an extracted labelled folder, and on a TSV file.
     let ex = tmp.path().join("ex");
     let f = std::fs::File::open(mini()).unwrap();
@@ -178,6 +182,14 @@ fn train_interrupt_resume_eval_predict() {
     .unwrap();
     let o = ok(&["eval", "--model", a_s, "--tsv", tsv.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("examples   3"));
+    // A header line naming the columns, as spreadsheets and pandas write it, is skipped.
+    std::fs::write(
+        &tsv,
+        "label\ttext\npos\tA great movie, I loved it.\nneg\tDreadful and dull.\n",
+    )
+    .unwrap();
+    let o = ok(&["eval", "--model", a_s, "--tsv", tsv.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("examples   2"));
 
     // predict: arguments, JSON, stdin.
     let o = ok(&[
@@ -311,7 +323,7 @@ fn bad_flags_configs_and_data_are_clear_errors() {
     );
     std::fs::write(&cfg, "hidden_size = 0\n").unwrap();
     assert!(fails(&["train", "--config", cfg.to_str().unwrap()])
-        .contains("hidden_size must be at least 1"));
+        .contains("hidden_size (--hidden) must be between 1 and 65536, got 0"));
     assert!(fails(&["train", "--dropout", "1.5"]).contains("dropout"));
     // Missing data.
     let e = fails(&[
@@ -345,6 +357,154 @@ fn bad_flags_configs_and_data_are_clear_errors() {
     assert!(
         fails(&["predict", "--model", tmp.path().to_str().unwrap(), "x"])
             .contains("is not a model directory")
+    );
+}
+
+/// accuracy, precision, recall and F1 are what the confusion matrix says (rows: the true
+/// label negative/positive, columns: the predicted one).
+fn assert_metrics_agree_with_the_matrix(v: &serde_json::Value) {
+    let m = &v["confusion_matrix"]["values"];
+    let c = |i: usize, j: usize| m[i][j].as_f64().unwrap();
+    let (tn, fp, fneg, tp) = (c(0, 0), c(0, 1), c(1, 0), c(1, 1));
+    let n = tn + fp + fneg + tp;
+    let close = |k: &str, want: f64| {
+        let got = v[k].as_f64().unwrap();
+        assert!(
+            (got - want).abs() < 1e-9,
+            "{k}: {got} but the matrix says {want}: {v}"
+        );
+    };
+    close("accuracy", (tp + tn) / n);
+    let precision = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
+    let recall = if tp + fneg > 0.0 {
+        tp / (tp + fneg)
+    } else {
+        0.0
+    };
+    close("precision", precision);
+    close("recall", recall);
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    close("f1", f1);
+    assert_eq!(v["examples"].as_f64().unwrap(), n);
+}
+
+/// A model that can learn, trained on the mini corpus: it fits its training reviews (a check
+/// that the whole pipeline learns, not only that it runs), beats chance on the test split, and
+/// `eval`'s numbers are what `predict` gives review by review.
+#[test]
+fn training_learns_and_eval_agrees_with_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("learn");
+    let r = run_dir.to_str().unwrap();
+    let data = mini();
+    ok(&[
+        "--threads",
+        "2",
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        r,
+        "--quiet",
+        "--hidden",
+        "16",
+        "--embedding-dim",
+        "16",
+        "--max-vocab",
+        "2000",
+        "--batch-size",
+        "16",
+        "--patience",
+        "0",
+        "--seed",
+        "3",
+        "--epochs",
+        "10",
+        "--lr",
+        "0.01",
+        "--schedule",
+        "constant",
+        "--embed-dropout",
+        "0",
+        "--fc-dropout",
+        "0",
+    ]);
+    let ex = tmp.path().join("ex");
+    let f = std::fs::File::open(mini()).unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(f))
+        .unpack(&ex)
+        .unwrap();
+    let eval_json = |split: &str| -> serde_json::Value {
+        let o = ok(&[
+            "--threads",
+            "2",
+            "eval",
+            "--model",
+            r,
+            "--folder",
+            ex.join("aclImdb").join(split).to_str().unwrap(),
+            "--json",
+        ]);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // Measured: 0.95 on the 300 training reviews, 0.63 on the 150 test reviews (chance is
+    // 0.5, and 0.63 is three standard deviations above it).
+    let train = eval_json("train");
+    assert_metrics_agree_with_the_matrix(&train);
+    assert!(train["accuracy"].as_f64().unwrap() > 0.85, "{train}");
+    let test = eval_json("test");
+    assert_metrics_agree_with_the_matrix(&test);
+    assert!(test["accuracy"].as_f64().unwrap() > 0.55, "{test}");
+    // The same reviews through `predict`, one per line, scored here.
+    let mut texts = String::new();
+    let mut truth = Vec::new();
+    for (label, dir) in [(1, "pos"), (0, "neg")] {
+        let mut files: Vec<_> = std::fs::read_dir(ex.join("aclImdb/test").join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for p in files {
+            let t = std::fs::read_to_string(p)
+                .unwrap()
+                .replace(['\n', '\r'], " ");
+            texts += &t;
+            texts.push('\n');
+            truth.push(label);
+        }
+    }
+    let mut child = bin()
+        .args(["--threads", "2", "predict", "--model", r, "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(texts.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let predicted: Vec<i32> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            i32::from(v["label"] == "positive")
+        })
+        .collect();
+    assert_eq!(predicted.len(), truth.len());
+    let right = predicted.iter().zip(&truth).filter(|(p, t)| p == t).count();
+    let acc = right as f64 / truth.len() as f64;
+    assert!(
+        (acc - test["accuracy"].as_f64().unwrap()).abs() < 1e-9,
+        "predict scores {acc}, eval {test}"
     );
 }
 
@@ -391,6 +551,21 @@ fn a_model_trained_in_pytorch_predicts_the_same() {
         );
         assert_eq!(g["label"], e["label"]);
     }
+    // And the model knows a good review from a bad one (it predicted "negative" for all four
+    // texts before it was trained on more than the mini corpus).
+    let by_text = |t: &str| {
+        got.iter()
+            .zip(&texts)
+            .find(|(_, x)| **x == t)
+            .unwrap_or_else(|| panic!("{t:?} not in expected.jsonl"))
+            .0
+    };
+    let pos = by_text("A wonderful, moving film. The acting was superb and I loved every minute.");
+    assert_eq!(pos["label"], "positive");
+    assert!(pos["probability"].as_f64().unwrap() > 0.9, "{pos}");
+    let neg = by_text("Terrible. Boring plot, awful dialogue, a complete waste of time!");
+    assert_eq!(neg["label"], "negative");
+    assert!(neg["probability"].as_f64().unwrap() < 0.1, "{neg}");
 }
 
 #[test]
@@ -454,6 +629,38 @@ fn data_download_from_a_loopback_server() {
     ]);
     assert!(e.contains("SHA-256"), "{e}");
     assert!(!tmp2.path().join("aclImdb_v1.tar.gz").exists());
+    // A mirror without --sha256 must serve the official archive: its size (and SHA-256 and
+    // MD5) are checked, and the mini archive is not it. (These checks were dropped before.)
+    let e = fails(&[
+        "data",
+        "download",
+        "imdb",
+        "--dir",
+        tmp2.path().to_str().unwrap(),
+        "--url",
+        &url,
+    ]);
+    assert!(e.contains("the published archive has 84125825"), "{e}");
+    assert!(!tmp2.path().join("aclImdb_v1.tar.gz").exists());
+    // `train`'s own download from a mirror ($RECURRENT_IMDB_URL) fails the same way, and
+    // leaves no run directory behind (it left an empty one before).
+    let home = tempfile::tempdir().unwrap();
+    let run_dir = home.path().join("run");
+    let o = bin()
+        .args(["train", "--out", run_dir.to_str().unwrap()])
+        .env("HOME", home.path())
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env("RECURRENT_IMDB_URL", &url)
+        .env_remove("RECURRENT_DATA")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("84125825"), "{e}");
+    assert!(
+        !run_dir.exists(),
+        "a failed download left {}",
+        run_dir.display()
+    );
     // The downloaded copy is then found through $RECURRENT_DATA.
     let o = bin()
         .args(["data", "info"])

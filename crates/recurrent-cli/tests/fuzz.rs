@@ -4,6 +4,16 @@ use proptest::prelude::*;
 use recurrent_cli::sentiment::config::SentimentConfig;
 use std::path::Path;
 
+/// The keys of the sentiment config.
+fn known_key() -> impl Strategy<Value = String> {
+    let keys: Vec<String> = toml::Table::try_from(SentimentConfig::default())
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    prop::sample::select(keys)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -13,9 +23,33 @@ proptest! {
         let _ = recurrent_cli::forecast::parse_series(&s, &col, Path::new("fuzz.csv"));
     }
 
+    /// A key and an integer value: an unknown key is an error naming it; a known key either
+    /// takes the value (which then reads back, and passes validation) or is an error that names
+    /// the key (or says the run would not fit in memory). A number in quotes is never taken.
     #[test]
-    fn config_values_of_the_wrong_kind_are_errors(key in "[a-z_]{1,16}", v in any::<i64>()) {
-        let _ = SentimentConfig::from_toml(&format!("{key} = {v}\n"), &SentimentConfig::default());
-        let _ = SentimentConfig::from_toml(&format!("{key} = \"{v}\"\n"), &SentimentConfig::default());
+    fn config_values_are_taken_exactly_or_refused_by_name(key in prop_oneof![known_key(), "[a-z_]{1,16}"], v in prop_oneof![any::<i64>(), -3i64..70_000]) {
+        let base = SentimentConfig::default();
+        let known = toml::Table::try_from(&base).unwrap().contains_key(&key);
+        match SentimentConfig::from_toml(&format!("{key} = {v}\n"), &base) {
+            Ok(c) => {
+                prop_assert!(known, "unknown key {key} accepted");
+                let back = toml::Table::try_from(&c).unwrap();
+                let got = &back[&key];
+                prop_assert!(got.as_integer() == Some(v) || got.as_float() == Some(v as f64), "{key} = {v} read back as {got}");
+                prop_assert!(c.validate().is_ok());
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if known {
+                    // The key is named, or the run would not fit in memory (that message names
+                    // the options to lower).
+                    prop_assert!(msg.contains(&key) || msg.contains("of memory"), "{key} = {v}: {msg}");
+                } else {
+                    prop_assert!(msg.contains("unknown config key"), "{key}: {msg}");
+                }
+            }
+        }
+        let quoted = SentimentConfig::from_toml(&format!("{key} = \"{v}\"\n"), &base);
+        prop_assert!(quoted.is_err(), "{key} = \"{v}\" accepted");
     }
 }

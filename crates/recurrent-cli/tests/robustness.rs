@@ -1,12 +1,20 @@
 //! Crash safety, interruption, numeric guards and determinism of `recurrent train`, on the
 //! mini corpus.
 //!
-//! - SIGKILL at random moments (a bounded number of trials): whatever was saved loads, and
-//!   `--resume` reaches the same final weights, bit for bit, as an uninterrupted run.
+//! - SIGKILL at random moments (a bounded number of trials, some of them after the first
+//!   checkpoint by construction): whatever was saved loads, and `--resume` reaches the same
+//!   final weights, bit for bit, as an uninterrupted run.
+//! - A kill inside the setup of the run directory (through the hidden test flag
+//!   `--fault-abort-in-setup N`, which aborts the process after the N-th setup step) leaves no
+//!   run directory, and a new run with the same name starts cleanly.
 //! - SIGINT (Ctrl-C): a checkpoint at the next batch boundary, exit code 130, exact resume.
 //! - A diverging run stops at once, naming the step and the tensor, without touching what was
 //!   saved; `--skip-nonfinite` skips such steps instead.
 //! - The same seed and thread count give bit-identical checkpoints.
+//!
+//! Test hooks used here (hidden from `--help`): `train --fault-nan-steps 3,5` replaces the
+//! loss of those steps by NaN (a bad batch), and `train --fault-abort-in-setup N` aborts the
+//! process after the N-th step of the run directory's setup (a kill at an exact point).
 
 use recurrent::Generator;
 use std::path::{Path, PathBuf};
@@ -102,6 +110,9 @@ fn sigkill_at_random_moments_loses_nothing_saved() {
     let (_, want, secs) = reference(tmp.path());
     let mut g = Generator::new(20261127);
     let trials = 6;
+    // The last trials wait for the first checkpoint before they kill, so that resuming from a
+    // checkpoint is always among the cases (random moments alone may all fall before it).
+    let after_checkpoint = 2;
     let mut resumed_from_checkpoint = 0;
     for k in 0..trials {
         let run = tmp.path().join(format!("k{k}"));
@@ -110,8 +121,24 @@ fn sigkill_at_random_moments_loses_nothing_saved() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let at = Duration::from_secs_f64(secs * (0.1 + 0.85 * g.uniform_f64()));
-        std::thread::sleep(at);
+        let start = Instant::now();
+        let at = if k >= trials - after_checkpoint {
+            while !run.join("checkpoints/LATEST").exists() {
+                assert!(
+                    start.elapsed().as_secs_f64() < secs * 4.0 + 30.0,
+                    "trial {k}: no checkpoint appeared"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // somewhere in the rest of the run
+            let rest = (secs - start.elapsed().as_secs_f64()).max(0.0);
+            std::thread::sleep(Duration::from_secs_f64(rest * 0.8 * g.uniform_f64()));
+            start.elapsed()
+        } else {
+            let at = Duration::from_secs_f64(secs * (0.1 + 0.85 * g.uniform_f64()));
+            std::thread::sleep(at);
+            at
+        };
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         // Whatever was saved is intact: the best model loads, and the checkpoints verify.
@@ -137,13 +164,8 @@ fn sigkill_at_random_moments_loses_nothing_saved() {
                 String::from_utf8_lossy(&o.stderr)
             );
         } else {
-            // Killed before anything was saved: the directory is empty and a new run starts.
-            assert!(
-                std::fs::read_dir(&run)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(true),
-                "trial {k}: partial run directory"
-            );
+            // Killed before the run directory was set up: there is none, and a new run starts.
+            assert!(!run.exists(), "trial {k}: partial run directory");
             assert!(train_cmd(&run, &[]).output().unwrap().status.success());
         }
         assert_eq!(
@@ -152,9 +174,44 @@ fn sigkill_at_random_moments_loses_nothing_saved() {
             "trial {k} (killed after {at:?}) reached different weights"
         );
     }
+    assert!(
+        resumed_from_checkpoint >= after_checkpoint,
+        "only {resumed_from_checkpoint} of {trials} trials resumed from a checkpoint"
+    );
     eprintln!(
         "{trials} SIGKILL trials passed ({resumed_from_checkpoint} resumed from a checkpoint)"
     );
+}
+
+#[test]
+fn a_kill_inside_setup_leaves_no_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, want, _) = reference(tmp.path());
+    for step in ["1", "2"] {
+        let run = tmp.path().join(format!("setup{step}"));
+        let o = train_cmd(&run, &["--fault-abort-in-setup", step])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "the hook did not abort");
+        assert!(
+            !run.exists(),
+            "after step {step}: a half-made run directory"
+        );
+        let staging: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(|e| {
+                let n = e.unwrap().file_name().to_string_lossy().into_owned();
+                n.starts_with(&format!(".setup{step}.setup-")).then_some(n)
+            })
+            .collect();
+        assert_eq!(staging.len(), 1, "{staging:?}");
+        // `--resume` has nothing to resume; a new run takes the name, and cleans up.
+        assert!(!resume(&run).status.success());
+        let o = train_cmd(&run, &[]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!tmp.path().join(&staging[0]).exists(), "stale staging kept");
+        assert_eq!(final_model(&run), want);
+    }
 }
 
 #[test]
@@ -167,21 +224,21 @@ fn sigint_checkpoints_at_a_batch_boundary_and_resumes_exactly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until training has started (the settings are written), then interrupt.
+    // Interrupt as soon as training has started (the run directory exists): the handler is
+    // installed before that, and the run has three epochs of batches left, so the signal
+    // always lands inside training and is acted on at the next batch boundary.
     let t = Instant::now();
-    while !run.join("config.json").exists() && t.elapsed().as_secs_f64() < secs * 2.0 + 10.0 {
-        std::thread::sleep(Duration::from_millis(20));
+    while !run.join("config.json").exists() {
+        assert!(
+            t.elapsed().as_secs_f64() < secs * 2.0 + 10.0,
+            "training never started"
+        );
+        std::thread::sleep(Duration::from_millis(2));
     }
-    std::thread::sleep(Duration::from_secs_f64(secs * 0.2));
     let pid = child.id().to_string();
     let _ = Command::new("kill").args(["-INT", &pid]).status();
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    if o.status.success() {
-        // The run finished before the signal arrived: nothing to test on this machine.
-        eprintln!("note: the run ended before SIGINT was delivered");
-        return;
-    }
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(
         err.contains("checkpoint saved") && err.contains("--resume"),

@@ -1,16 +1,41 @@
 //! Labelled text as TSV: one `label<TAB>text` per line, label `1`/`0`, `pos`/`neg` or
-//! `positive`/`negative`. Used by `eval` for data outside the aclImdb layout.
+//! `positive`/`negative`. A first line that names the columns (`label<TAB>text`, or
+//! `sentiment`/`review`, as spreadsheets and pandas write them) is a header and is skipped.
+//! Used by `eval` for data outside the aclImdb layout.
 
 use crate::{DataError, Result};
 use std::path::Path;
 
+/// Column names accepted in a header line, first the label's, then the text's.
+const LABEL_HEADERS: [&str; 4] = ["label", "labels", "sentiment", "target"];
+const TEXT_HEADERS: [&str; 5] = ["text", "review", "sentence", "content", "document"];
+
+/// Whether a line names the two columns instead of holding an example.
+fn is_header(label: &str, text: &str) -> bool {
+    let norm = |s: &str| s.trim().to_ascii_lowercase();
+    LABEL_HEADERS.contains(&norm(label).as_str()) && TEXT_HEADERS.contains(&norm(text).as_str())
+}
+
 /// Parse TSV text; errors name the line.
 pub fn parse(content: &str, source: &str) -> Result<Vec<(u8, String)>> {
     let mut out = Vec::new();
+    let mut first = true;
     for (n, line) in content.lines().enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
+        let line = if n == 0 {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        } else {
+            line
+        };
         if line.trim().is_empty() {
             continue;
+        }
+        if std::mem::take(&mut first) {
+            if let Some((l, t)) = line.split_once('\t') {
+                if is_header(l, t) {
+                    continue;
+                }
+            }
         }
         let (label, text) = line.split_once('\t').ok_or_else(|| {
             DataError::Invalid(format!("{source}:{}: expected label<TAB>text", n + 1))
@@ -74,5 +99,28 @@ mod tests {
         assert!(parse("1 no tab", "t").is_err());
         assert!(parse("1\t   ", "t").is_err());
         assert!(parse("", "t").is_err());
+    }
+
+    #[test]
+    fn a_header_line_is_skipped_only_first() {
+        for header in [
+            "label\ttext",
+            "Label\tText",
+            "sentiment\treview",
+            "\u{feff}label\ttext",
+        ] {
+            let v = parse(&format!("{header}\npos\tgreat\n"), "t").unwrap();
+            assert_eq!(v, vec![(1, "great".into())], "{header:?}");
+        }
+        // after the first line it is an error like any other bad label
+        let e = parse("pos\tgreat\nlabel\ttext\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t:2") && e.contains("\"label\""), "{e}");
+        // a header alone holds no examples
+        assert!(parse("label\ttext\n", "t")
+            .unwrap_err()
+            .to_string()
+            .contains("no labelled lines"));
     }
 }

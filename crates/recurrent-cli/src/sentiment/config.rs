@@ -203,44 +203,69 @@ impl SentimentConfig {
         Ok(cfg)
     }
 
-    /// Check the values.
+    /// Check the values (each message names the config key and its flag), and that the run
+    /// fits in this machine's memory.
     pub fn validate(&self) -> Result<()> {
-        let pos = |name: &str, v: usize| -> Result<()> {
-            if v == 0 {
-                bail!("{name} must be at least 1");
-            }
-            Ok(())
+        use crate::validate::{
+            fits_in_memory, fraction, non_negative_real, positive, positive_real, rnn_parameters,
+            size, training_bytes, MAX_LAYERS, MAX_WIDTH,
         };
-        pos("max_vocab", self.max_vocab)?;
-        pos("max_len", self.max_len)?;
-        pos("embedding_dim", self.embedding_dim)?;
-        pos("hidden_size", self.hidden_size)?;
-        pos("num_layers", self.num_layers)?;
-        pos("epochs", self.epochs)?;
-        pos("batch_size", self.batch_size)?;
+        size("max_vocab (--max-vocab)", self.max_vocab, 100_000_000)?;
+        size("max_len (--max-len)", self.max_len, 10_000_000)?;
+        size(
+            "embedding_dim (--embedding-dim)",
+            self.embedding_dim,
+            MAX_WIDTH,
+        )?;
+        size("hidden_size (--hidden)", self.hidden_size, MAX_WIDTH)?;
+        size("num_layers (--layers)", self.num_layers, MAX_LAYERS)?;
+        positive("epochs (--epochs)", self.epochs)?;
+        size("batch_size (--batch-size)", self.batch_size, 1_000_000)?;
         for (name, p) in [
-            ("dropout", self.dropout),
-            ("embed_dropout", self.embed_dropout),
-            ("fc_dropout", self.fc_dropout),
-            ("var_input", self.var_input),
-            ("var_state", self.var_state),
-            ("var_output", self.var_output),
-            ("weight_drop", self.weight_drop),
+            ("dropout (--dropout)", self.dropout),
+            ("embed_dropout (--embed-dropout)", self.embed_dropout),
+            ("fc_dropout (--fc-dropout)", self.fc_dropout),
+            ("var_input (--var-input)", self.var_input),
+            ("var_state (--var-state)", self.var_state),
+            ("var_output (--var-output)", self.var_output),
+            ("weight_drop (--weight-drop)", self.weight_drop),
+            ("val_fraction (--val-fraction)", self.val_fraction),
         ] {
-            if !(0.0..1.0).contains(&p) {
-                bail!("{name} must be in [0, 1), got {p}");
-            }
+            fraction(name, p)?;
         }
-        if !(0.0..1.0).contains(&self.val_fraction) {
-            bail!("val_fraction must be in [0, 1), got {}", self.val_fraction);
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            bail!("lr must be positive, got {}", self.lr);
-        }
-        if self.weight_decay < 0.0 || self.clip_grad_norm < 0.0 {
-            bail!("weight_decay and clip_grad_norm must not be negative");
-        }
-        Ok(())
+        positive_real("lr (--lr)", self.lr)?;
+        non_negative_real("weight_decay (--weight-decay)", self.weight_decay)?;
+        non_negative_real("clip_grad_norm (--clip-grad-norm)", self.clip_grad_norm)?;
+        let gates = match self.cell {
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+            CellKind::Rnn => 1,
+        };
+        let dirs = if self.bidirectional { 2 } else { 1 };
+        let (e, h, l) = (
+            self.embedding_dim as u128,
+            self.hidden_size as u128,
+            self.num_layers as u128,
+        );
+        let params = (self.max_vocab as u128 + 2) * e
+            + rnn_parameters(
+                gates,
+                self.embedding_dim,
+                self.hidden_size,
+                self.num_layers,
+                dirs,
+            )
+            + self.feature_size() as u128
+            + 1;
+        // Saved for the backward pass per token: the embedding, and per layer and direction
+        // the gates, the cell state and the output.
+        let tokens = self.batch_size as u128 * self.max_len as u128;
+        let activations = tokens * (e + l * dirs as u128 * (gates as u128 + 2) * h);
+        fits_in_memory(
+            "this configuration",
+            training_bytes(params, activations),
+            "--max-vocab, --embedding-dim, --hidden, --layers, --batch-size or --max-len",
+        )
     }
 
     /// Features per review after pooling.

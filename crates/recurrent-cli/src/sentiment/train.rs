@@ -67,6 +67,9 @@ pub struct TrainOptions {
     pub skip_nonfinite: bool,
     /// Steps (1-based) whose loss is replaced by NaN, to test the guards (a bad batch).
     pub fault_nan_steps: Vec<u64>,
+    /// Abort the process after this many of the run directory's setup steps (a test of a
+    /// kill during setup; 1 or 2).
+    pub abort_in_setup: Option<usize>,
     /// No log lines (per-epoch lines and errors still print).
     pub quiet: bool,
     /// Draw progress bars (on a terminal).
@@ -326,6 +329,14 @@ fn encode_all(
         .collect()
 }
 
+/// A test hook (`--fault-abort-in-setup N`): abort the process, as a kill would, after the
+/// `at`-th setup file, to test that a run killed during setup leaves no run directory.
+fn fault_point(abort_after: Option<usize>, at: usize) {
+    if abort_after == Some(at) {
+        std::process::abort();
+    }
+}
+
 /// Train (or resume) a sentiment model; see the module docs.
 pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let started = Instant::now();
@@ -360,18 +371,14 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
             }
         }
     } else {
-        if run.exists()
-            && std::fs::read_dir(run)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(true)
-        {
+        if !crate::rundir::is_absent_or_empty(run)? {
             bail!(
                 "{} already exists and is not empty: resume it with `recurrent train --resume {}`, or choose another --out (nothing was overwritten)",
                 run.display(),
                 run.display()
             );
         }
-        std::fs::create_dir_all(run).with_context(|| format!("creating {}", run.display()))?;
+        // The directory itself is made with its setup files, once the data is read.
         (cfg, None)
     };
     cfg.validate()?;
@@ -452,14 +459,19 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
         load_config(run)?.1
     } else {
         let v = Vocab::build(&train_tokens, cfg.max_vocab, cfg.min_freq);
-        // The run directory stays empty until here, so a run killed earlier can just be
-        // started again; from here on it is resumable.
+        // The run directory appears here, whole (settings, vocabulary, data location): a run
+        // that failed or was killed earlier leaves none, and from here on it is resumable.
         let abs = std::fs::canonicalize(&data_path).unwrap_or_else(|_| data_path.clone());
-        write_atomic(
-            &run.join(RUN_FILE),
-            serde_json::to_string_pretty(&serde_json::json!({ "data": abs }))?.as_bytes(),
-        )?;
-        save_config(run, &cfg, &v)?;
+        crate::rundir::create(run, |dir| {
+            write_atomic(
+                &dir.join(RUN_FILE),
+                serde_json::to_string_pretty(&serde_json::json!({ "data": abs }))?.as_bytes(),
+            )?;
+            fault_point(opts.abort_in_setup, 1);
+            save_config(dir, &cfg, &v)?;
+            fault_point(opts.abort_in_setup, 2);
+            Ok(())
+        })?;
         v
     };
     let pick = |idx: &[usize]| idx.iter().map(|&i| labels[i]).collect::<Vec<u8>>();
