@@ -294,43 +294,125 @@ pub struct CharReport {
     pub best_val_bpc: f64,
     /// Total wall time (s).
     pub seconds: f64,
+    /// Stopped by Ctrl-C (or the `--stop-after-steps` hook) with the last epoch checkpointed.
+    #[serde(skip)]
+    pub interrupted: bool,
 }
 
-/// Train (or, with `resume`, continue) a character model on `text_path` into `out`.
-pub fn train(
-    text_path: Option<&Path>,
-    out: &Path,
-    cfg: CharConfig,
-    resume: bool,
-    max_chars: Option<usize>,
-    quiet: bool,
-) -> Result<CharReport> {
+/// How to run `charlm train` beyond the model settings.
+#[derive(Clone, Debug, Default)]
+pub struct CharTrainOptions {
+    /// The text (required for a new run; on resume, where it is now, when it moved).
+    pub text: Option<PathBuf>,
+    /// The run directory.
+    pub out: PathBuf,
+    /// Continue the run in `out` with the settings it was started with.
+    pub resume: bool,
+    /// Use only the first N characters of the text.
+    pub max_chars: Option<usize>,
+    /// With `resume`: change the number of epochs.
+    pub epochs_override: Option<usize>,
+    /// The worker threads of this process (recorded, compared on resume).
+    pub threads: usize,
+    /// Behave as if interrupted after this many steps (a test hook).
+    pub stop_after_steps: Option<u64>,
+    /// No progress lines.
+    pub quiet: bool,
+}
+
+/// What defines a character-model run beyond `config.json`: written when it starts,
+/// restored by `--resume`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CharRunFile {
+    /// The text file (absolute path when the run started).
+    pub text: PathBuf,
+    /// SHA-256 of the text: a resumed run must read the same text, wherever it is now.
+    pub text_sha256: String,
+    /// `--max-chars`.
+    pub max_chars: Option<usize>,
+    /// Worker threads.
+    pub threads: Option<usize>,
+}
+
+impl CharRunFile {
+    /// Read `run.json`, or for runs made before it existed, `source.txt`.
+    pub fn load(dir: &Path) -> Result<CharRunFile> {
+        let p = dir.join("run.json");
+        if let Ok(bytes) = std::fs::read(&p) {
+            return serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is corrupt", p.display()));
+        }
+        let src = std::fs::read_to_string(dir.join("source.txt"))
+            .with_context(|| format!("{} does not record its text file", dir.display()))?;
+        Ok(CharRunFile {
+            text: PathBuf::from(src.trim()),
+            ..Default::default()
+        })
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn read_text(p: &Path) -> Result<String> {
+    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "{}: not valid UTF-8 (byte {})",
+            p.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Train (or, with `opts.resume`, continue) a character model into `opts.out`.
+pub fn train(cfg: CharConfig, opts: &CharTrainOptions) -> Result<CharReport> {
     let t0 = Instant::now();
-    if let Some(m) = max_chars {
+    let out = opts.out.as_path();
+    let quiet = opts.quiet;
+    let resume = opts.resume;
+    if let Some(m) = opts.max_chars {
         crate::validate::positive("--max-chars", m)?;
     }
     // A new run's directory is made once the text is known to suit the settings.
-    let mut pending_setup: Option<(ConfigFile, PathBuf)> = None;
-    let (cfg, chars, text) = if resume {
-        let (cfg, chars) = load_config(out)?;
+    let mut pending_setup: Option<(ConfigFile, CharRunFile)> = None;
+    let (cfg, chars, text, run_file) = if resume {
+        let (mut cfg, chars) = load_config(out)?;
         cfg.validate()
             .with_context(|| format!("{}/config.json", out.display()))?;
-        let src = std::fs::read_to_string(out.join("source.txt"))
-            .context("the run does not record its text file")?;
-        let text = std::fs::read_to_string(src.trim())
-            .with_context(|| format!("reading {}", src.trim()))?;
-        (cfg, chars, text)
+        let run_file = CharRunFile::load(out)?;
+        let path = opts.text.clone().unwrap_or_else(|| run_file.text.clone());
+        let text = read_text(&path)?;
+        if !run_file.text_sha256.is_empty() && sha256_hex(text.as_bytes()) != run_file.text_sha256 {
+            bail!(
+                "{} is not the text this run started with ({}): pass --text with that text",
+                path.display(),
+                run_file.text.display()
+            );
+        }
+        if let Some(e) = opts.epochs_override.filter(|&e| e != cfg.epochs) {
+            eprintln!("--epochs {e}: the run was started with {}", cfg.epochs);
+            cfg.epochs = e;
+        }
+        if let Some(t) = run_file.threads.filter(|&t| t != opts.threads) {
+            eprintln!(
+                "--threads {}: the run was started with {t}; the results may differ in their last bits from an uninterrupted run",
+                opts.threads
+            );
+        }
+        (cfg, chars, text, run_file)
     } else {
         cfg.validate()?;
-        let p = text_path.ok_or_else(|| anyhow!("--text FILE is required"))?;
-        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            anyhow!(
-                "{}: not valid UTF-8 (byte {})",
-                p.display(),
-                e.utf8_error().valid_up_to()
-            )
-        })?;
+        let p = opts
+            .text
+            .as_deref()
+            .ok_or_else(|| anyhow!("--text FILE is required"))?;
+        let text = read_text(p)?;
         if !crate::rundir::is_absent_or_empty(out)? {
             bail!("{} already exists and is not empty: use --resume, or another --out (nothing was overwritten)", out.display());
         }
@@ -342,8 +424,14 @@ pub fn train(
             chars: chars.clone(),
             config: cfg.clone(),
         };
-        pending_setup = Some((cf, std::fs::canonicalize(p)?));
-        (cfg, chars, text)
+        let run_file = CharRunFile {
+            text: std::fs::canonicalize(p)?,
+            text_sha256: sha256_hex(text.as_bytes()),
+            max_chars: opts.max_chars,
+            threads: Some(opts.threads),
+        };
+        pending_setup = Some((cf, run_file.clone()));
+        (cfg, chars, text, run_file)
     };
     let mut ids: Vec<usize> = {
         let index = |c: char| {
@@ -353,7 +441,7 @@ pub fn train(
         };
         text.chars().map(index).collect::<Result<_>>()?
     };
-    if let Some(m) = max_chars {
+    if let Some(m) = run_file.max_chars {
         ids.truncate(m);
     }
     let n_val = ((ids.len() as f64) * cfg.val_fraction) as usize;
@@ -365,13 +453,16 @@ pub fn train(
             ids.len()
         );
     }
-    if let Some((cf, abs)) = pending_setup {
+    if let Some((cf, rf)) = pending_setup {
         crate::rundir::create(out, |dir| {
             write_atomic(
                 &dir.join("config.json"),
                 serde_json::to_string_pretty(&cf)?.as_bytes(),
             )?;
-            write_atomic(&dir.join("source.txt"), abs.to_string_lossy().as_bytes())?;
+            write_atomic(
+                &dir.join("run.json"),
+                serde_json::to_string_pretty(&rf)?.as_bytes(),
+            )?;
             Ok(())
         })?;
     }
@@ -383,9 +474,18 @@ pub fn train(
         ..Default::default()
     };
     recurrent::manual_seed(cfg.seed ^ 0xC4A2);
-    if resume {
-        let (name, files) = checkpoint::load_latest(out, &mut |w| eprintln!("warning: {w}"))?
-            .ok_or_else(|| anyhow!("{} has no checkpoint", out.display()))?;
+    let latest = if resume {
+        checkpoint::load_latest(out, &mut |w| eprintln!("warning: {w}"))?
+    } else {
+        None
+    };
+    if resume && latest.is_none() && !quiet {
+        eprintln!(
+            "{} has no checkpoint yet: starting it from the beginning",
+            out.display()
+        );
+    }
+    if let Some((name, files)) = latest {
         if !quiet {
             eprintln!("Resuming from {name}");
         }
@@ -411,7 +511,9 @@ pub fn train(
     }
     let streams = make_streams(train_ids, b);
     let chunks = (streams[0].len() - 1) / t;
-    while st.epoch < cfg.epochs {
+    let mut steps_done = 0u64;
+    let mut interrupted = false;
+    'epochs: while st.epoch < cfg.epochs {
         let te = Instant::now();
         model.set_training(true);
         let mut state: State = None;
@@ -435,8 +537,18 @@ pub fn train(
             opt.step()?;
             total += lv * y.len() as f64;
             count += y.len();
-            if crate::sentiment::train::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
-                bail!("interrupted: the last completed epoch is checkpointed; continue with `recurrent charlm train --resume {}`", out.display());
+            steps_done += 1;
+            if crate::sentiment::train::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+                || opts.stop_after_steps == Some(steps_done)
+            {
+                // The state inside an epoch (the streams' hidden states) is not saved: the
+                // run resumes from the start of this epoch, to the same weights.
+                eprintln!(
+                    "Interrupted: the last completed epoch is checkpointed; continue with `recurrent charlm train --resume {}`",
+                    out.display()
+                );
+                interrupted = true;
+                break 'epochs;
             }
         }
         model.set_training(false);
@@ -482,12 +594,18 @@ pub fn train(
         best_val_nats: st.best_val,
         best_val_bpc: st.best_val / std::f64::consts::LN_2,
         seconds: t0.elapsed().as_secs_f64(),
+        interrupted,
     };
     write_atomic(
         &out.join("metrics.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(report)
+}
+
+/// The settings of the run in `dir` as JSON (for messages that name them).
+pub fn stored_settings(dir: &Path) -> Result<serde_json::Value> {
+    Ok(serde_json::to_value(load_config(dir)?.0)?)
 }
 
 fn load_config(dir: &Path) -> Result<(CharConfig, Vec<char>)> {

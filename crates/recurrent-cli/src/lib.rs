@@ -11,6 +11,7 @@ pub mod diagnose;
 pub mod forecast;
 pub mod metrics;
 pub mod plot;
+pub mod resume;
 pub mod rundir;
 pub mod sentiment;
 pub mod seq2seq;

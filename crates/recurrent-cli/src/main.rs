@@ -1,7 +1,7 @@
 //! `recurrent`: train, evaluate and use recurrent models from the command line.
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use recurrent_cli::datapath;
 use recurrent_cli::sentiment::config::{
     CellKind, OptimizerKind, Pool, ScheduleKind, SentimentConfig, Truncate,
@@ -194,6 +194,9 @@ struct CharlmTrainArgs {
     /// Use only the first N characters of the text (quick runs).
     #[arg(long)]
     max_chars: Option<usize>,
+    /// Stop as if interrupted after N steps (for testing resume).
+    #[arg(long, hide = true)]
+    stop_after_steps: Option<u64>,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -472,38 +475,6 @@ struct Settings {
 }
 
 impl Settings {
-    fn any(&self) -> bool {
-        let s = self;
-        s.tokenizer.is_some()
-            || s.max_vocab.is_some()
-            || s.min_freq.is_some()
-            || s.max_len.is_some()
-            || s.truncate.is_some()
-            || s.val_fraction.is_some()
-            || s.cell.is_some()
-            || s.embedding_dim.is_some()
-            || s.hidden.is_some()
-            || s.layers.is_some()
-            || s.bidirectional.is_some()
-            || s.dropout.is_some()
-            || s.embed_dropout.is_some()
-            || s.fc_dropout.is_some()
-            || s.pool.is_some()
-            || s.var_input.is_some()
-            || s.var_state.is_some()
-            || s.var_output.is_some()
-            || s.weight_drop.is_some()
-            || s.batch_size.is_some()
-            || s.optimizer.is_some()
-            || s.lr.is_some()
-            || s.weight_decay.is_some()
-            || s.clip_grad_norm.is_some()
-            || s.schedule.is_some()
-            || s.warmup_steps.is_some()
-            || s.patience.is_some()
-            || s.seed.is_some()
-    }
-
     fn apply(&self, c: &mut SentimentConfig) -> Result<()> {
         if let Some(t) = &self.tokenizer {
             c.tokenizer = Tokenizer::parse(t)
@@ -589,7 +560,103 @@ struct DownloadArgs {
     sha256: Option<String>,
 }
 
-fn run_train(args: TrainArgs) -> Result<ExitCode> {
+/// The matches of the subcommand at `path` (`["charlm", "train"]`).
+fn sub_matches<'a>(m: &'a ArgMatches, path: &[&str]) -> &'a ArgMatches {
+    path.iter().fold(m, |m, name| {
+        m.subcommand_matches(name)
+            .expect("the subcommand that was parsed")
+    })
+}
+
+/// The options given explicitly to the subcommand at `path`.
+fn given_options(m: &ArgMatches, path: &[&str]) -> Vec<recurrent_cli::resume::Given> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let sub = path.iter().fold(&cmd, |c, name| {
+        c.find_subcommand(name).expect("a subcommand of the CLI")
+    });
+    recurrent_cli::resume::given_options(sub_matches(m, path), sub)
+}
+
+/// Options of `train` that a resumed run may change (see `recurrent_cli::resume`).
+const TRAIN_MAY_CHANGE: &[&str] = &[
+    "epochs",
+    "patience",
+    "threads",
+    "quiet",
+    "data",
+    "no_download",
+];
+/// Test hooks of `train`, allowed on resume.
+const TRAIN_HOOKS: &[&str] = &[
+    "stop_after_steps",
+    "fault_nan_steps",
+    "fault_abort_in_setup",
+];
+
+/// Options of `charlm train` that a resumed run may change.
+const CHARLM_MAY_CHANGE: &[&str] = &["epochs", "threads", "quiet", "text"];
+
+/// On `charlm train --resume DIR`, refuse options that would change the run.
+fn check_charlm_resume(
+    dir: &std::path::Path,
+    given: &[recurrent_cli::resume::Given],
+) -> Result<()> {
+    let settings = recurrent_cli::charlm::stored_settings(dir)
+        .with_context(|| format!("--resume {}", dir.display()))?;
+    let run = recurrent_cli::charlm::CharRunFile::load(dir)?;
+    let stored = |id: &str| -> Option<String> {
+        match id {
+            "max_chars" => run.max_chars.map(|m| m.to_string()),
+            key => settings.get(key).map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+        }
+    };
+    recurrent_cli::resume::refuse_changes(
+        given,
+        CHARLM_MAY_CHANGE,
+        &["stop_after_steps"],
+        &stored,
+        dir,
+    )
+}
+
+/// On `train --resume DIR`, refuse options that would change the run, naming what it was
+/// started with.
+fn check_train_resume(dir: &std::path::Path, given: &[recurrent_cli::resume::Given]) -> Result<()> {
+    let (cfg, _) = recurrent_cli::sentiment::modeldir::load_config(dir)
+        .with_context(|| format!("--resume {}", dir.display()))?;
+    let run = recurrent_cli::sentiment::train::RunFile::load(dir)
+        .with_context(|| format!("--resume {}", dir.display()))?;
+    let settings = serde_json::to_value(&cfg)?;
+    let stored = |id: &str| -> Option<String> {
+        match id {
+            "limit" => run.limit.map(|l| l.to_string()),
+            "skip_nonfinite" => run.skip_nonfinite.then(String::new),
+            "config" | "preset" => Some("its settings, which are in config.json".into()),
+            _ => {
+                let key = match id {
+                    "hidden" => "hidden_size",
+                    "layers" => "num_layers",
+                    other => other,
+                };
+                settings.get(key).map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            }
+        }
+    };
+    recurrent_cli::resume::refuse_changes(given, TRAIN_MAY_CHANGE, TRAIN_HOOKS, &stored, dir)
+}
+
+fn run_train(
+    args: TrainArgs,
+    given: &[recurrent_cli::resume::Given],
+    threads: usize,
+) -> Result<ExitCode> {
     let resume = args.resume.is_some();
     if let Some(l) = args.limit {
         recurrent_cli::validate::positive("--limit", l)?;
@@ -598,8 +665,8 @@ fn run_train(args: TrainArgs) -> Result<ExitCode> {
         Some(Preset::Course) => SentimentConfig::course(),
         _ => SentimentConfig::default(),
     };
-    if resume && (args.settings.any() || args.config.is_some() || args.preset.is_some()) {
-        bail!("a resumed run keeps its own settings (only --epochs may change); start a new run to change them");
+    if let Some(dir) = &args.resume {
+        check_train_resume(dir, given)?;
     }
     if let Some(p) = &args.config {
         let text =
@@ -615,6 +682,8 @@ fn run_train(args: TrainArgs) -> Result<ExitCode> {
         allow_download: !args.no_download,
         limit: args.limit,
         epochs_override: if resume { args.settings.epochs } else { None },
+        patience_override: if resume { args.settings.patience } else { None },
+        threads,
         stop_after_steps: args.stop_after_steps,
         skip_nonfinite: args.skip_nonfinite,
         fault_nan_steps: args.fault_nan_steps.clone(),
@@ -649,11 +718,13 @@ fn keep_freed_memory() {
 
 fn run() -> Result<ExitCode> {
     keep_freed_memory();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(t) = cli.threads {
         recurrent_cli::validate::size("--threads", t, 4096)?;
     }
     recurrent::init_thread_pool(cli.threads).map_err(anyhow::Error::msg)?;
+    let threads = rayon::current_num_threads();
     ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             eprintln!("\nInterrupted again: exiting without saving.");
@@ -663,7 +734,7 @@ fn run() -> Result<ExitCode> {
     })
     .context("installing the Ctrl-C handler")?;
     match cli.command {
-        Command::Train(a) => run_train(*a),
+        Command::Train(a) => run_train(*a, &given_options(&matches, &["train"]), threads),
         Command::Eval(a) => {
             if let Some(l) = a.limit {
                 recurrent_cli::validate::positive("--limit", l)?;
@@ -800,6 +871,11 @@ fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Charlm(CharlmCommand::Train(a)) => {
+            let resume = a.resume.is_some();
+            let given = given_options(&matches, &["charlm", "train"]);
+            if let Some(dir) = &a.resume {
+                check_charlm_resume(dir, &given)?;
+            }
             let cfg = recurrent_cli::charlm::CharConfig {
                 cell: a.cell,
                 embedding_dim: a.embedding_dim,
@@ -813,17 +889,25 @@ fn run() -> Result<ExitCode> {
                 seed: a.seed,
                 ..Default::default()
             };
-            let text = a.text.clone().or_else(recurrent_cli::charlm::default_text);
-            let resume = a.resume.is_some();
             let out = a.resume.clone().unwrap_or(a.out.clone());
-            let r = recurrent_cli::charlm::train(
-                text.as_deref(),
-                &out,
-                cfg,
+            let opts = recurrent_cli::charlm::CharTrainOptions {
+                text: if resume {
+                    a.text.clone()
+                } else {
+                    a.text.clone().or_else(recurrent_cli::charlm::default_text)
+                },
+                out: out.clone(),
                 resume,
-                a.max_chars,
-                a.quiet,
-            )?;
+                max_chars: a.max_chars,
+                epochs_override: given.iter().any(|g| g.id == "epochs").then_some(a.epochs),
+                threads,
+                stop_after_steps: a.stop_after_steps,
+                quiet: a.quiet,
+            };
+            let r = recurrent_cli::charlm::train(cfg, &opts)?;
+            if r.interrupted {
+                return Ok(ExitCode::from(130));
+            }
             println!(
                 "best validation loss {:.4} nats/char ({:.3} bits/char) in {:.0} s; sample with: recurrent charlm sample --model {}",
                 r.best_val_nats,

@@ -140,7 +140,8 @@ fn train_interrupt_resume_eval_predict() {
     );
     // Resuming a finished run does nothing; changing its settings is refused.
     ok(&["train", "--resume", b_s]);
-    assert!(fails(&["train", "--resume", b_s, "--hidden", "32"]).contains("keeps its own settings"));
+    assert!(fails(&["train", "--resume", b_s, "--hidden", "32"])
+        .contains("was started with --hidden 16"));
 
     // eval on the corpus's test split, JSON.
     let o = ok(&["eval", "--model", a_s, "--data", data, "--json"]);

@@ -42,6 +42,48 @@ use std::time::Instant;
 /// Where a run records the data it was started with.
 const RUN_FILE: &str = "run.json";
 
+/// What defines a run beyond its model and training settings (which are in `config.json`):
+/// written when the run starts, restored by `--resume`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunFile {
+    /// The corpus the run reads (absolute path when it started).
+    pub data: PathBuf,
+    /// SHA-256 of the training split's labels and texts, in order: a resumed run must read
+    /// the same reviews, wherever they are now. (Absent in runs made before it was recorded.)
+    #[serde(default)]
+    pub data_sha256: Option<String>,
+    /// `--limit`: train on at most this many reviews.
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// `--skip-nonfinite`.
+    #[serde(default)]
+    pub skip_nonfinite: bool,
+    /// Worker threads (the batch slices, so the last bits of the results, depend on it).
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+impl RunFile {
+    /// Read `run.json` of a run directory.
+    pub fn load(run: &Path) -> Result<RunFile> {
+        let p = run.join(RUN_FILE);
+        let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is corrupt", p.display()))
+    }
+}
+
+/// SHA-256 of the labels and texts of `reviews`, in order.
+fn corpus_fingerprint(reviews: &[recurrent_data::imdb::Review]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for r in reviews {
+        h.update([r.label]);
+        h.update((r.text.len() as u64).to_le_bytes());
+        h.update(r.text.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Set by the Ctrl-C handler: training saves a checkpoint at the next batch boundary and
 /// stops.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -57,10 +99,14 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Download the corpus when it is nowhere to be found.
     pub allow_download: bool,
-    /// Train on at most this many reviews (quick runs).
+    /// Train on at most this many reviews (quick runs; a resumed run keeps its own).
     pub limit: Option<usize>,
-    /// With `resume`: raise the number of epochs.
+    /// With `resume`: change the number of epochs.
     pub epochs_override: Option<usize>,
+    /// With `resume`: change the early-stopping patience.
+    pub patience_override: Option<usize>,
+    /// The worker threads this process runs (recorded, and compared on resume).
+    pub threads: usize,
     /// Behave as if interrupted after this many optimisation steps (tests of resume).
     pub stop_after_steps: Option<u64>,
     /// Stop with an error on a non-finite loss or gradient (the default), or skip the step.
@@ -346,11 +392,35 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
             eprintln!("{s}");
         }
     };
+    let mut run_file = RunFile {
+        limit: opts.limit,
+        skip_nonfinite: opts.skip_nonfinite,
+        threads: Some(opts.threads),
+        ..RunFile::default()
+    };
     let (cfg, ckpt) = if opts.resume {
         let (mut cfg, _) =
             load_config(run).with_context(|| format!("--resume {}", run.display()))?;
-        if let Some(e) = opts.epochs_override {
+        // Everything that defines the run comes back from the run directory; the options
+        // that may change are applied and announced.
+        run_file = RunFile::load(run).with_context(|| format!("--resume {}", run.display()))?;
+        if let Some(e) = opts.epochs_override.filter(|&e| e != cfg.epochs) {
+            eprintln!(
+                "--epochs {e}: the run was started with {}; the learning-rate schedule now spans {e} epochs from here on",
+                cfg.epochs
+            );
             cfg.epochs = e;
+        }
+        if let Some(p) = opts.patience_override.filter(|&p| p != cfg.patience) {
+            eprintln!("--patience {p}: the run was started with {}", cfg.patience);
+            cfg.patience = p;
+        }
+        match run_file.threads {
+            Some(t) if t != opts.threads => eprintln!(
+                "--threads {}: the run was started with {t}; the results may differ in their last bits from an uninterrupted run (the batch slices depend on the thread count)",
+                opts.threads
+            ),
+            _ => {}
         }
         // With settings but no checkpoint yet, the run starts from the beginning.
         match checkpoint::load_latest(run, &mut |w| eprintln!("warning: {w}"))? {
@@ -408,13 +478,9 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
     state.finished = false;
 
     // ---- data ---------------------------------------------------------------------------
-    // A resumed run reads the data it started with, unless told otherwise.
+    // A resumed run reads the data it started with, unless told where it is now.
     let remembered: Option<PathBuf> = if opts.resume && opts.data.is_none() {
-        std::fs::read(run.join(RUN_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["data"].as_str().map(PathBuf::from))
-            .filter(|p| p.exists())
+        Some(run_file.data.clone()).filter(|p| p.exists())
     } else {
         None
     };
@@ -437,9 +503,20 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
         data_path.display(),
         t0.elapsed().as_secs_f64()
     ));
+    let fingerprint = corpus_fingerprint(&corpus.train);
+    if let Some(want) = run_file.data_sha256.as_ref().filter(|_| opts.resume) {
+        if *want != fingerprint {
+            bail!(
+                "the corpus at {} does not hold the reviews this run started with (it was {}): \
+                 pass --data with that corpus",
+                data_path.display(),
+                run_file.data.display()
+            );
+        }
+    }
     let labels: Vec<u8> = corpus.train.iter().map(|r| r.label).collect();
     let (mut train_idx, val_idx) = stratified_split(&labels, cfg.val_fraction, cfg.seed);
-    if let Some(limit) = opts.limit {
+    if let Some(limit) = run_file.limit {
         let mut g = Generator::new(cfg.seed ^ 0x11A17);
         g.shuffle(&mut train_idx);
         train_idx.truncate(limit);
@@ -461,11 +538,12 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
         let v = Vocab::build(&train_tokens, cfg.max_vocab, cfg.min_freq);
         // The run directory appears here, whole (settings, vocabulary, data location): a run
         // that failed or was killed earlier leaves none, and from here on it is resumable.
-        let abs = std::fs::canonicalize(&data_path).unwrap_or_else(|_| data_path.clone());
+        run_file.data = std::fs::canonicalize(&data_path).unwrap_or_else(|_| data_path.clone());
+        run_file.data_sha256 = Some(fingerprint);
         crate::rundir::create(run, |dir| {
             write_atomic(
                 &dir.join(RUN_FILE),
-                serde_json::to_string_pretty(&serde_json::json!({ "data": abs }))?.as_bytes(),
+                serde_json::to_string_pretty(&run_file)?.as_bytes(),
             )?;
             fault_point(opts.abort_in_setup, 1);
             save_config(dir, &cfg, &v)?;
@@ -606,7 +684,7 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
             }
             let step_no = state.global_step + 1;
             if let Some(what) = bad {
-                if !opts.skip_nonfinite {
+                if !run_file.skip_nonfinite {
                     bar.abandon();
                     bail!(
                         "non-finite value in {what} at epoch {} step {step_no}: stopping (the last checkpoint and the best model are intact; \
