@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 cargo test --release --workspace
+# The fuzz targets (fuzz/) are run by `cargo fuzz`; here they are compiled, so that a change
+# that breaks one fails the tests.
+cargo build --release -p recurrent-fuzz --bins
 
 venv=${RECURRENT_VENV:-.venv}
 if [ ! -x "$venv/bin/python" ]; then
