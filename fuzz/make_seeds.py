@@ -72,6 +72,9 @@ def main():
     put("config_toml", "course.toml", 'embedding_dim = 100\nnum_layers = 2\ndropout = 0.5\n'
         'optimizer = "adam"\nschedule = "cosine"\n')
 
+    # What Vocab::to_json writes (all three fields are required), and one missing the indices.
+    put("vocab_json", "vocab_full.json", json.dumps(
+        {"itos": ["<unk>", "<pad>", "the", ".", "film"], "unk_index": 0, "pad_index": 1}))
     put("vocab_json", "vocab.json", json.dumps({"itos": ["<unk>", "<pad>", "the", ".", "film"]}))
 
     put("csv", "series.csv", "Month,Value\n1949-01,112\n1949-02,118\n1949-03,132\n1949-04,\n1949-05,121\n")
