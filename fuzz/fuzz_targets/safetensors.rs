@@ -7,7 +7,9 @@ fuzz_target!(|data: &[u8]| {
         for (_, t) in sd.iter() {
             assert_eq!(t.numel(), t.shape().iter().product::<usize>());
         }
-        let m = LstmConfig::new(3, 4).init_with(&mut recurrent::Generator::new(0)).unwrap();
+        let m = LstmConfig::new(3, 4)
+            .init_with(&mut recurrent::Generator::new(0))
+            .unwrap();
         let _ = m.load_state_dict(&sd, true);
     }
 });
