@@ -127,7 +127,11 @@ pub struct CellBase {
 }
 
 impl CellBase {
-    fn label(&self) -> &'static str {
+    pub(crate) fn mode(&self) -> RnnMode {
+        self.mode
+    }
+
+    pub(crate) fn label(&self) -> &'static str {
         match self.mode {
             RnnMode::Lstm => "LSTMCell",
             RnnMode::Gru => "GRUCell",
@@ -135,7 +139,7 @@ impl CellBase {
         }
     }
 
-    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor)) {
+    pub(crate) fn visit(&self, f: &mut dyn FnMut(&str, &Tensor)) {
         f("weight_ih", &self.w_ih);
         f("weight_hh", &self.w_hh);
         if let Some(b) = &self.b_ih {
@@ -147,7 +151,7 @@ impl CellBase {
     }
 
     /// One step; `states` are `[h]` or `[h, c]`, each `[B, H]` or `[H]`.
-    fn step(&self, input: &Tensor, states: Option<&[&Tensor]>) -> Result<Vec<Tensor>> {
+    pub(crate) fn step(&self, input: &Tensor, states: Option<&[&Tensor]>) -> Result<Vec<Tensor>> {
         let label = self.label();
         if input.ndim() != 1 && input.ndim() != 2 {
             return Err(Error::invalid(format!(

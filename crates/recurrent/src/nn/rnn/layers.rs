@@ -75,7 +75,8 @@ pub struct RnnOptions {
 }
 
 impl RnnOptions {
-    fn new(input_size: usize, hidden_size: usize) -> Self {
+    /// PyTorch's defaults for a module of `input_size` → `hidden_size`.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
         RnnOptions {
             input_size,
             hidden_size,
@@ -266,14 +267,19 @@ pub struct RnnBase {
 }
 
 /// The outputs of a recurrent module on padded input.
-struct Outputs {
-    output: Tensor,
-    h_n: Tensor,
-    c_n: Option<Tensor>,
+pub(crate) struct Outputs {
+    pub(crate) output: Tensor,
+    pub(crate) h_n: Tensor,
+    pub(crate) c_n: Option<Tensor>,
 }
 
 impl RnnBase {
-    fn new(mode: RnnMode, o: RnnOptions, proj_size: usize, rng: &mut Generator) -> Result<RnnBase> {
+    pub(crate) fn new(
+        mode: RnnMode,
+        o: RnnOptions,
+        proj_size: usize,
+        rng: &mut Generator,
+    ) -> Result<RnnBase> {
         if !(0.0..=1.0).contains(&o.dropout) || o.dropout.is_nan() {
             return Err(Error::invalid(
                 "dropout should be a number in range [0, 1] representing the probability of an element being zeroed",
@@ -377,7 +383,16 @@ impl RnnBase {
         self.mode == RnnMode::Lstm
     }
 
-    fn label(&self) -> &'static str {
+    /// Which recurrence the module computes.
+    pub fn mode(&self) -> RnnMode {
+        self.mode
+    }
+
+    pub(crate) fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    pub(crate) fn label(&self) -> &'static str {
         match self.mode {
             RnnMode::Lstm => "LSTM",
             RnnMode::Gru => "GRU",
@@ -385,7 +400,7 @@ impl RnnBase {
         }
     }
 
-    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor)) {
+    pub(crate) fn visit(&self, f: &mut dyn FnMut(&str, &Tensor)) {
         for (k, dirs) in self.layers.iter().enumerate() {
             for (d, lp) in dirs.iter().enumerate() {
                 let sfx = if d == 1 { "_reverse" } else { "" };
@@ -555,7 +570,7 @@ impl RnnBase {
         Ok((x, h_n, c_n))
     }
 
-    fn forward_padded(
+    pub(crate) fn forward_padded(
         &self,
         input: &Tensor,
         h0: Option<&Tensor>,
@@ -681,7 +696,7 @@ impl RnnBase {
         }
     }
 
-    fn forward_packed(
+    pub(crate) fn forward_packed(
         &self,
         seq: &PackedSequence,
         h0: Option<&Tensor>,

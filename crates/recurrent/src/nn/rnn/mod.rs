@@ -4,6 +4,7 @@
 pub mod cell;
 pub mod layers;
 pub mod packed;
+pub mod recurrent;
 
 pub use cell::{CellConfig, GruCell, LstmCell, RnnCell};
 pub use layers::{
@@ -14,3 +15,4 @@ pub use packed::{
     invert_permutation, pack_padded_sequence, pack_sequence, pad_packed_sequence, pad_sequence,
     unpack_sequence, unpad_sequence, PackedSequence, PaddingSide,
 };
+pub use recurrent::{Recurrent, RecurrentCell, RecurrentConfig, RnnMode, RnnState};
