@@ -18,13 +18,12 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use recurrent_core::backend::cpu::float::Float;
-use recurrent_core::backend::cpu::layer::{
-    layer_backward, layer_forward, LayerArgs, LayerGrads, LayerSaved,
+use recurrent_core::rnn::host::{
+    layer_backward, layer_forward, LayerArgs, LayerGrads, LayerSaved, RnnGrads, RnnWeights,
 };
-use recurrent_core::backend::cpu::scan::{RnnDims, RnnGrads, RnnWeights, Steps};
-use recurrent_core::backend::cpu::{denormal, parallel};
-use recurrent_core::rnn::RnnMode;
+use recurrent_core::rnn::{RnnDims, RnnMode, Steps};
+use recurrent_core::runtime;
+use recurrent_core::Float;
 use std::sync::Arc;
 
 /// Rust's allocations in this module (the kernels' buffers) come from mimalloc, which keeps
@@ -256,7 +255,7 @@ fn run_kernels<R: Send>(
     f: impl FnOnce() -> R + Send,
 ) -> PyResult<R> {
     if threads <= 1 || flops < SMALL_CALL_FLOPS {
-        return Ok(py.detach(|| denormal::preserving_thread_mode(|| parallel::on_this_thread(f))));
+        return Ok(py.detach(|| runtime::preserving_thread_mode(|| runtime::on_this_thread(f))));
     }
     let pool = pool(threads)?;
     Ok(py.detach(|| pool.install(f)))
@@ -276,7 +275,7 @@ fn pool(threads: usize) -> PyResult<Arc<ThreadPool>> {
         .thread_name(|i| format!("recurrent-{i}"))
         .build()
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start {threads} threads: {e}")))?;
-    p.install(denormal::apply_to_current_pool);
+    p.install(runtime::apply_to_current_pool);
     let p = Arc::new(p);
     pools.push(p.clone());
     Ok(p)
@@ -826,7 +825,7 @@ fn run_backward<T: Float>(
 fn set_flush_denormals(on: bool) -> PyResult<()> {
     recurrent_core::set_flush_denormals(on);
     for p in POOLS.lock().iter() {
-        p.install(denormal::apply_to_current_pool);
+        p.install(runtime::apply_to_current_pool);
     }
     Ok(())
 }

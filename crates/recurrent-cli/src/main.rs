@@ -819,7 +819,7 @@ fn run() -> Result<ExitCode> {
             eprintln!(
                 "recurrent bench: {} threads, activations {}, denormals flushed: {}",
                 rayon::current_num_threads(),
-                recurrent::backend::cpu::activation::instruction_set(),
+                recurrent::runtime::instruction_set(),
                 recurrent::flush_denormals()
             );
             if a.gemm {

@@ -12,14 +12,16 @@ pub mod error;
 pub mod ops;
 pub mod rng;
 pub mod rnn;
+pub mod runtime;
 pub mod tensor;
 
 pub use autograd::{is_grad_enabled, no_grad};
-pub use backend::cpu::denormal::{flush_denormals, init_thread_pool, set_flush_denormals};
+pub use backend::cpu::float::Float;
 pub use backend::Device;
 pub use error::{Error, Result};
 pub use ops::embedding::EmbeddingOptions;
 pub use ops::loss::{ClassTarget, CrossEntropyOptions, Reduction};
 pub use ops::pool::PoolMode;
 pub use rng::{manual_seed, Generator};
+pub use runtime::{flush_denormals, init_thread_pool, set_flush_denormals};
 pub use tensor::Tensor;

@@ -4,8 +4,8 @@
 //! below are at most quadratic near the test points, so the truncation error stays far below
 //! the tolerance) and compares with a relative tolerance of 1e-2.
 
-use recurrent_core::backend::cpu::scan::{RnnDims, Steps};
 use recurrent_core::ops::rnn::{rnn_layer, DirectionParams, RnnMode};
+use recurrent_core::rnn::{RnnDims, Steps};
 use recurrent_core::{
     ClassTarget, CrossEntropyOptions, EmbeddingOptions, Generator, PoolMode, Reduction, Result,
     Tensor,

@@ -13,12 +13,12 @@
 mod common;
 use common::*;
 
-use recurrent::backend::cpu::parallel::current_threads;
-use recurrent::backend::cpu::scan::{Steps, MIN_SLICE_ROWS};
 use recurrent::nn::{
     pack_padded_sequence, GruConfig, LstmConfig, Module, Nonlinearity, PackedSequence, RnnConfig,
     StateDict,
 };
+use recurrent::rnn::{host, Steps};
+use recurrent::runtime::current_threads;
 use recurrent::Tensor;
 use serde_json::Value;
 use std::sync::Once;
@@ -52,8 +52,8 @@ fn is_big(case: &Value) -> bool {
     case["batch"].as_u64().is_some_and(|b| b >= BIG_BATCH)
 }
 
-/// How many slices the kernels cut a case's batch into, per direction, by recurrent-core's
-/// rule (`slices_per_direction` in backend/cpu/layer.rs, then `Steps::slices`).
+/// How many slices the kernels cut a case's batch into, per direction (recurrent-core's own
+/// rule, for the threads the test runs on).
 fn slices_of(case: &Value, steps: usize, batch: usize) -> usize {
     let batch_sizes: Vec<usize> = match case["lengths"].as_array() {
         Some(l) => {
@@ -65,23 +65,12 @@ fn slices_of(case: &Value, steps: usize, batch: usize) -> usize {
         }
         None => vec![batch; steps],
     };
-    let dirs = if case["bidirectional"].as_bool().unwrap()
-        && std::env::var("RECURRENT_BIDIR_SERIAL").as_deref() != Ok("1")
-    {
+    let dirs = if case["bidirectional"].as_bool().unwrap() {
         2
     } else {
         1
     };
-    let threads = current_threads();
-    let per_dir = std::env::var("RECURRENT_RNN_SLICES")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(threads / dirs)
-        .clamp(1, threads.max(1));
-    Steps::new(&batch_sizes)
-        .unwrap()
-        .slices(per_dir, MIN_SLICE_ROWS)
-        .len()
+    host::batch_slices(&Steps::new(&batch_sizes).unwrap(), dirs)
 }
 
 /// The largest differences seen, forward and on gradients: absolute, and relative to

@@ -368,7 +368,7 @@ fn inference_mode_records_nothing() {
 
 #[test]
 fn variational_masks_are_per_sequence_and_off_in_evaluation() {
-    use recurrent::backend::cpu::scan::Steps;
+    use recurrent::rnn::Steps;
     let steps = Steps::new(&[3, 2, 2, 1]).unwrap();
     let m = recurrent::nn::sequence_mask(&steps, 4, 0.5, &mut Generator::new(1));
     assert_eq!(m.len(), steps.total() * 4);

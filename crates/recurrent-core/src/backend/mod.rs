@@ -5,7 +5,7 @@
 //! [`cpu`]. A CUDA backend will sit beside it behind the `cuda` feature; until it exists,
 //! asking for a CUDA device returns [`crate::Error::DeviceUnavailable`].
 
-pub mod cpu;
+pub(crate) mod cpu;
 
 use crate::{Error, Result};
 

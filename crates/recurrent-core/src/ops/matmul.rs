@@ -5,7 +5,7 @@ use super::{backward_fn, take_grad};
 use crate::autograd::{needs_grad, record1};
 use crate::backend::cpu::denormal;
 use crate::backend::cpu::gemm::{matmul as gemm, MatMut, MatRef, Parallelism};
-use crate::backend::cpu::scan::add_column_sums;
+use crate::backend::cpu::weight_grads::add_column_sums;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 

@@ -1,6 +1,6 @@
 //! The fused recurrent op: one stacked-RNN layer (one or two directions) over a whole packed
 //! sequence batch is one autograd node, whose backward is the hand-derived backpropagation
-//! through time of the CPU kernels ([`crate::backend::cpu::lstm`], `gru`, `elman`).
+//! through time of the device's kernels ([`crate::rnn::host`] on the CPU).
 //!
 //! The two directions of a bidirectional layer run in parallel (each on half the threads),
 //! and write their halves of the `[N, 2P]` output in place (no concatenation). The output's
@@ -12,12 +12,12 @@
 
 use super::Grads;
 use crate::autograd::{needs_grad, record_shared, BackwardOp};
-use crate::backend::cpu::layer::{
-    layer_backward, layer_forward, LayerArgs, LayerGrads, LayerSaved,
-};
-use crate::backend::cpu::scan::{RnnDims, RnnGrads, RnnWeights, Steps};
 use crate::error::{Error, Result};
+use crate::rnn::host::{
+    layer_backward, layer_forward, LayerArgs, LayerGrads, LayerSaved, RnnGrads, RnnWeights,
+};
 pub use crate::rnn::RnnMode;
+use crate::rnn::{RnnDims, Steps};
 use crate::tensor::{shared, DataRef, SharedStorage, Tensor};
 
 /// The parameters of one direction of one layer, in PyTorch's layout.

@@ -122,10 +122,11 @@ pub fn ensure() {
 /// interpreter's, whose ops PyTorch runs with its own denormal setting.
 ///
 /// ```
-/// use recurrent_core::backend::cpu::denormal;
-/// let before = denormal::control_register();
-/// denormal::preserving_thread_mode(|| denormal::ensure());
-/// assert_eq!(denormal::control_register(), before);
+/// use recurrent_core::runtime::{on_this_thread, preserving_thread_mode};
+/// // Kernels on the calling thread alone, flushing denormals inside; the thread's own mode
+/// // is back when the call returns.
+/// let two = preserving_thread_mode(|| on_this_thread(|| 1 + 1));
+/// assert_eq!(two, 2);
 /// ```
 pub fn preserving_thread_mode<R>(f: impl FnOnce() -> R) -> R {
     struct Restore {

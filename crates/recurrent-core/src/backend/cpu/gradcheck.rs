@@ -6,29 +6,14 @@
 //! thread or split into slices, and a layer-direction run forward equals the reverse
 //! direction run on the reversed sequence.
 
-use super::elman::{self, Nonlinearity};
+use super::cell::RnnWeights;
 use super::gemm::MatRef;
-use super::gru;
-use super::lstm;
-use super::scan::{LayerInput, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps};
+use super::layer::with_kernel;
+use super::rows::{RowBlock, RowsRef};
+use super::scan;
+use super::weight_grads::{LayerInput, RnnGrads};
 use crate::rng::Generator;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Kind {
-    Lstm,
-    Gru,
-    Elman(Nonlinearity),
-}
-
-impl Kind {
-    fn gates(self) -> usize {
-        match self {
-            Kind::Lstm => 4,
-            Kind::Gru => 3,
-            Kind::Elman(_) => 1,
-        }
-    }
-}
+use crate::rnn::{RnnDims, RnnMode as Kind, Steps};
 
 /// Inputs of one layer-direction: x, h0, c0 and the five parameter tensors.
 #[derive(Clone, Debug)]
@@ -81,7 +66,7 @@ impl Problem {
         let mut g = Generator::new(seed);
         let steps = Steps::new(batch_sizes).unwrap();
         let (i, h, p) = (dims.input_size, dims.hidden_size, dims.out_size());
-        let gw = kind.gates() * h;
+        let gw = kind.gate_multiplier() * h;
         let b = steps.batch();
         let k = 1.0 / (h as f64).sqrt();
         let params = [
@@ -108,7 +93,7 @@ impl Problem {
             dims,
             x: rand_vec(&mut g, steps.total() * i, 1.0),
             h0: rand_vec(&mut g, b * p, 0.5),
-            c0: if kind == Kind::Lstm {
+            c0: if kind.has_cell_state() {
                 rand_vec(&mut g, b * h, 0.5)
             } else {
                 vec![]
@@ -157,7 +142,7 @@ impl Problem {
         let x = MatRef::new(&self.x, n, i);
         let mut out = vec![0.0; n * p];
         let mut h_n = vec![0.0; b * p];
-        let mut c_n = vec![0.0; if self.kind == Kind::Lstm { b * h } else { 0 }];
+        let mut c_n = vec![0.0; if self.kind.has_cell_state() { b * h } else { 0 }];
         let mut grads = Grads::default();
         let want_grad = upstream.is_some();
         let mut gx = vec![0.0; n * i];
@@ -176,143 +161,52 @@ impl Problem {
                 b_hh: opt(g3),
                 w_hr: opt(g4),
             };
-            match self.kind {
-                Kind::Lstm => {
-                    let mut saved = lstm::LstmSaved::default();
-                    lstm::lstm_forward(
-                        &RowBlock::new(&mut out, p),
-                        &mut h_n,
-                        &mut c_n,
-                        want_grad.then_some(&mut saved),
-                        x,
+            let reverse = self.reverse;
+            with_kernel!(self.kind, w, self.dims, |kernel| {
+                let saved = scan::forward(
+                    kernel,
+                    &RowBlock::new(&mut out, p),
+                    &mut h_n,
+                    &mut c_n,
+                    x,
+                    &self.h0,
+                    &self.c0,
+                    &self.steps,
+                    reverse,
+                    max_slices,
+                    want_grad,
+                );
+                if let Some(up) = upstream {
+                    let dout = RowsRef::new(&up.out, p);
+                    let out_r = RowsRef::new(&out, p);
+                    let time = scan::backward(
+                        kernel,
+                        &mut dh0,
+                        &mut dc0,
+                        Some(&dout),
+                        Some(&up.h_n),
+                        Some(&up.c_n).filter(|c| !c.is_empty()).map(|c| &c[..]),
+                        saved.expect("saved in training"),
+                        &out_r,
                         &self.h0,
                         &self.c0,
-                        &w,
-                        self.dims,
                         &self.steps,
-                        self.reverse,
+                        reverse,
                         max_slices,
                     );
-                    if let Some(up) = upstream {
-                        let dout = RowsRef::new(&up.out, p);
-                        let out_r = RowsRef::new(&out, p);
-                        let time = lstm::lstm_backward_time(
-                            &mut dh0,
-                            &mut dc0,
-                            Some(&dout),
-                            Some(&up.h_n),
-                            Some(&up.c_n),
-                            saved,
-                            &self.c0,
-                            &w,
-                            self.dims,
-                            &self.steps,
-                            self.reverse,
-                            max_slices,
-                        );
-                        lstm::lstm_backward_weights(
-                            Some(&mut gx),
-                            &mut rg,
-                            &time,
-                            &LayerInput::new(x),
-                            &out_r,
-                            &self.h0,
-                            &w,
-                            self.dims,
-                            &self.steps,
-                            self.reverse,
-                        );
-                    }
-                }
-                Kind::Gru => {
-                    let mut saved = gru::GruSaved::default();
-                    gru::gru_forward(
-                        &RowBlock::new(&mut out, p),
-                        &mut h_n,
-                        want_grad.then_some(&mut saved),
-                        x,
+                    scan::weight_grads(
+                        kernel,
+                        Some(&mut gx),
+                        &mut rg,
+                        &time,
+                        &LayerInput::new(x),
+                        &out_r,
                         &self.h0,
-                        &w,
-                        self.dims,
                         &self.steps,
-                        self.reverse,
-                        max_slices,
+                        reverse,
                     );
-                    if let Some(up) = upstream {
-                        let dout = RowsRef::new(&up.out, p);
-                        let out_r = RowsRef::new(&out, p);
-                        let time = gru::gru_backward_time(
-                            &mut dh0,
-                            Some(&dout),
-                            Some(&up.h_n),
-                            saved,
-                            &out_r,
-                            &self.h0,
-                            &w,
-                            self.dims,
-                            &self.steps,
-                            self.reverse,
-                            max_slices,
-                        );
-                        gru::gru_backward_weights(
-                            Some(&mut gx),
-                            &mut rg,
-                            &time,
-                            &LayerInput::new(x),
-                            &out_r,
-                            &self.h0,
-                            &w,
-                            self.dims,
-                            &self.steps,
-                            self.reverse,
-                        );
-                    }
                 }
-                Kind::Elman(act) => {
-                    let mut saved = elman::ElmanSaved::default();
-                    elman::elman_forward(
-                        &RowBlock::new(&mut out, p),
-                        &mut h_n,
-                        want_grad.then_some(&mut saved),
-                        x,
-                        &self.h0,
-                        &w,
-                        self.dims,
-                        act,
-                        &self.steps,
-                        self.reverse,
-                        max_slices,
-                    );
-                    if let Some(up) = upstream {
-                        let dout = RowsRef::new(&up.out, p);
-                        let out_r = RowsRef::new(&out, p);
-                        let da = elman::elman_backward_time(
-                            &mut dh0,
-                            Some(&dout),
-                            Some(&up.h_n),
-                            saved,
-                            &w,
-                            self.dims,
-                            act,
-                            &self.steps,
-                            self.reverse,
-                            max_slices,
-                        );
-                        elman::elman_backward_weights(
-                            Some(&mut gx),
-                            &mut rg,
-                            &da,
-                            &LayerInput::new(x),
-                            &out_r,
-                            &self.h0,
-                            &w,
-                            self.dims,
-                            &self.steps,
-                            self.reverse,
-                        );
-                    }
-                }
-            }
+            });
         }
         if want_grad {
             grads = Grads {
@@ -396,8 +290,8 @@ mod tests {
             (Kind::Lstm, 0),
             (Kind::Lstm, 2),
             (Kind::Gru, 0),
-            (Kind::Elman(Nonlinearity::Tanh), 0),
-            (Kind::Elman(Nonlinearity::Relu), 0),
+            (Kind::RnnTanh, 0),
+            (Kind::RnnRelu, 0),
         ]
     }
 

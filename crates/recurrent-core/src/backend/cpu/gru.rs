@@ -1,26 +1,13 @@
-//! The GRU layer-direction kernel: forward over a whole (packed) sequence batch, and its
-//! hand-derived backward through time. Exactly PyTorch's GRU, where `b_hn` sits inside the
-//! reset gate's product: `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`.
-//!
-//! Shapes use the letters of [`super::scan`]; here `P = H` (no projection).
+//! The GRU cell: its equations, their derivative, and its [`CellKernel`] for the scan.
+//! Exactly PyTorch's GRU, where `b_hn` sits inside the reset gate's product:
+//! `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`. Here `P = H` (no projection).
 
-use super::denormal;
-use super::float::Float;
-use super::gemm::{matmul, MatMut, MatRef};
-use super::scan::{
-    add_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows, prev_rows,
-    step_parallelism, GateGrads, LayerInput, PrevRows, RnnDims, RnnGrads, RnnWeights, RowBlock,
-    RowsRef, Steps, MIN_SLICE_ROWS,
+use super::cell::{
+    add_bias, add_masked, mat_mut, product_input, BackwardStep, CellKernel, ForwardStep, RnnWeights,
 };
-
-/// What the backward pass of one GRU layer-direction needs from its forward pass.
-#[derive(Debug, Default)]
-pub struct GruSaved<T> {
-    /// `[N, 3H]`: the gate activations `r, z, n`.
-    pub gates: Vec<T>,
-    /// `[N, H]`: `W_hn h_{t-1} + b_hn`, the hidden part of the candidate before the reset gate.
-    pub ghn: Vec<T>,
-}
+use super::float::Float;
+use super::gemm::{matmul, MatRef};
+use crate::rnn::RnnDims;
 
 /// One GRU step for one sequence, as PyTorch documents it:
 ///
@@ -94,250 +81,165 @@ pub fn gru_cell_backward<T: Float>(
     }
 }
 
-/// Forward of one GRU layer-direction over a packed batch.
+/// The GRU's [`CellKernel`]: made once per call from a layer-direction's weights.
 ///
-/// ```text
-/// out: [N, H] column block (written);  h_n: [B, H] (written)
-/// x: [N, I];  h0: [B, H]
-/// ```
-#[allow(clippy::too_many_arguments)]
-pub fn gru_forward<T: Float>(
-    out: &RowBlock<'_, T>,
-    h_n: &mut [T],
-    saved: Option<&mut GruSaved<T>>,
-    x: MatRef<'_, T>,
-    h0: &[T],
-    w: &RnnWeights<'_, T>,
+/// Kept for the backward: `W_hn h_{t-1} + b_hn` (`kept[0]`, `[N, H]`). The hidden side's gate
+/// gradient equals the input side's except in the `n` columns, which the backward steps write
+/// into `extra` (`[N, H]`, `∂L/∂(W_hn h + b_hn)`).
+#[derive(Debug)]
+pub struct GruKernel<'a, T> {
+    w: RnnWeights<'a, T>,
     dims: RnnDims,
-    steps: &Steps,
-    reverse: bool,
-    max_slices: usize,
-) {
-    denormal::ensure();
-    let h = dims.hidden_size;
-    let g = 3 * h;
-    let n_rows = steps.total();
-    debug_assert_eq!(x.rows(), n_rows);
-    debug_assert_eq!(out.width(), h);
-    let saving = saved.is_some();
-    let mut gates = input_projection(x, w.w_ih, g);
-    h_n.copy_from_slice(h0);
-    let mut ghn_all = if saving {
-        vec![T::zero(); n_rows * h]
-    } else {
-        Vec::new()
-    };
-    {
-        let gates_b = RowBlock::new(&mut gates, g);
-        let h_b = RowBlock::new(h_n, h);
-        let ghn_b = RowBlock::new(&mut ghn_all, h);
-        let w_hh_t = MatRef::new(w.w_hh, g, h).t();
-        let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
-        let step_par = step_parallelism(&slices, max_slices);
-        for_each_slice(&slices, |lo, hi| {
-            let mut gh = vec![T::zero(); (hi - lo) * g];
-            let gh_b = RowBlock::new(&mut gh, g);
-            let mut hm = if w.h_mask.is_some() {
-                vec![T::zero(); (hi - lo) * h]
+}
+
+impl<'a, T: Float> GruKernel<'a, T> {
+    /// The kernel of a layer-direction with these weights.
+    pub fn new(w: RnnWeights<'a, T>, dims: RnnDims) -> Self {
+        GruKernel { w, dims }
+    }
+}
+
+/// Per-slice buffers of the backward steps.
+#[derive(Debug)]
+pub struct GruBackwardScratch<T> {
+    /// `[rows, 3H]`: `∂L/∂gh` of the slice's rows at the current step.
+    dgh: Vec<T>,
+    /// `[H]`: one row's `∂L/∂h_t`.
+    dh_t: Vec<T>,
+    /// `[rows, H]`: the recurrent product before the state mask (with variational dropout).
+    rec: Vec<T>,
+}
+
+impl<T: Float> CellKernel<T> for GruKernel<'_, T> {
+    /// `[rows, 3H]`: `gh = h_{t-1} · W_hhᵀ + b_hh` of the slice's rows.
+    type ForwardScratch = Vec<T>;
+    type BackwardScratch = GruBackwardScratch<T>;
+
+    fn weights(&self) -> &RnnWeights<'_, T> {
+        &self.w
+    }
+
+    fn dims(&self) -> RnnDims {
+        self.dims
+    }
+
+    fn gate_width(&self) -> usize {
+        3 * self.dims.hidden_size
+    }
+
+    fn kept_widths(&self, training: bool) -> [usize; 2] {
+        [if training { self.dims.hidden_size } else { 0 }, 0]
+    }
+
+    fn extra_grad_width(&self) -> usize {
+        self.dims.hidden_size
+    }
+
+    fn hidden_tail(&self) -> Option<usize> {
+        Some(2 * self.dims.hidden_size)
+    }
+
+    fn forward_scratch(&self, rows: usize, _training: bool) -> Vec<T> {
+        vec![T::zero(); rows * 3 * self.dims.hidden_size]
+    }
+
+    fn backward_scratch(&self, rows: usize) -> GruBackwardScratch<T> {
+        let h = self.dims.hidden_size;
+        GruBackwardScratch {
+            dgh: vec![T::zero(); rows * 3 * h],
+            dh_t: vec![T::zero(); h],
+            rec: if self.w.h_mask.is_some() {
+                vec![T::zero(); rows * h]
             } else {
                 Vec::new()
-            };
-            for t in steps.order(reverse) {
-                let top = hi.min(steps.batch_size(t));
-                if top <= lo {
-                    continue;
-                }
-                let n = top - lo;
-                let base = steps.offset(t) + lo;
-                // SAFETY: slices own disjoint rows of every shared buffer.
-                unsafe {
-                    // gh = h_{t-1} · W_hhᵀ + b_hh
-                    for i in 0..n {
-                        match w.b_hh {
-                            Some(b) => gh_b.row_mut(i).copy_from_slice(b),
-                            None => gh_b.row_mut(i).fill(T::zero()),
-                        }
-                    }
-                    // (h_{t-1} ⊙ mask with variational dropout)
-                    let h_in = match w.h_mask {
-                        Some(mask) => {
-                            masked_rows(&mut hm, &h_b, mask, lo, n);
-                            MatRef::new(&hm[..n * h], n, h)
-                        }
-                        None => h_b.rows_ref(lo, n),
-                    };
-                    matmul(gh_b.rows_mut(0, n), h_in, w_hh_t, true, step_par);
-                    for i in 0..n {
-                        let ghr = gh_b.row(i);
-                        gru_cell_forward(
-                            gates_b.row_mut(base + i),
-                            w.b_ih,
-                            ghr,
-                            h_b.row_mut(lo + i),
-                        );
-                        if saving {
-                            ghn_b.row_mut(base + i).copy_from_slice(&ghr[2 * h..]);
-                        }
-                        out.row_mut(base + i).copy_from_slice(h_b.row(lo + i));
-                    }
-                }
+            },
+        }
+    }
+
+    fn forward_step(&self, s: ForwardStep<'_, T>, gh: &mut Vec<T>) {
+        let h = self.dims.hidden_size;
+        let g = 3 * h;
+        let n = s.rows(h);
+        let ForwardStep {
+            gates,
+            h: h_rows,
+            h_masked,
+            kept: [ghn_kept, _],
+            par,
+            ..
+        } = s;
+        let gh = &mut gh[..n * g];
+        // gh = h_{t-1} · W_hhᵀ + b_hh   (h_{t-1} ⊙ mask with variational dropout)
+        for row in gh.chunks_exact_mut(g) {
+            match self.w.b_hh {
+                Some(b) => row.copy_from_slice(b),
+                None => row.fill(T::zero()),
             }
-        });
-    }
-    if let Some(s) = saved {
-        s.gates = gates;
-        s.ghn = ghn_all;
-    }
-}
-
-/// What the reverse loop leaves for the weight-gradient products.
-#[derive(Debug, Default)]
-pub struct GruTimeGrads<T> {
-    /// `[N, 3H]`: `∂L/∂` of the input-side pre-activations.
-    pub dgx: Vec<T>,
-    /// `[N, H]`: `∂L/∂(W_hn h + b_hn)` (`= ∂L/∂a_n ⊙ r`). The hidden side's `r` and `z`
-    /// columns equal the input side's.
-    pub dghn: Vec<T>,
-}
-
-/// The reverse loop of the GRU backward pass for one layer-direction.
-///
-/// `out` (this direction's output column block) and `h0` give `h_{t-1}`; `dh0: [B, H]` is
-/// written with `∂L/∂h_0`.
-#[allow(clippy::too_many_arguments)]
-pub fn gru_backward_time<T: Float>(
-    dh0: &mut [T],
-    dout: Option<&RowsRef<'_, T>>,
-    dh_n: Option<&[T]>,
-    saved: GruSaved<T>,
-    out: &RowsRef<'_, T>,
-    h0: &[T],
-    w: &RnnWeights<'_, T>,
-    dims: RnnDims,
-    steps: &Steps,
-    reverse: bool,
-    max_slices: usize,
-) -> GruTimeGrads<T> {
-    denormal::ensure();
-    let h = dims.hidden_size;
-    let g = 3 * h;
-    let n_rows = steps.total();
-    let GruSaved { mut gates, ghn } = saved;
-    match dh_n {
-        Some(d) => dh0.copy_from_slice(d),
-        None => dh0.fill(T::zero()),
-    }
-    let mut dghn = vec![T::zero(); n_rows * h];
-    {
-        let gates_b = RowBlock::new(&mut gates, g);
-        let dghn_b = RowBlock::new(&mut dghn, h);
-        let dh_b = RowBlock::new(dh0, h);
-        let w_hh = MatRef::new(w.w_hh, g, h);
-        let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
-        let step_par = step_parallelism(&slices, max_slices);
-        for_each_slice(&slices, |lo, hi| {
-            // ∂L/∂gh of the slice's rows at the current step
-            let mut dgh = vec![T::zero(); (hi - lo) * g];
-            let mut dh_t = vec![T::zero(); h];
-            let mut rec = if w.h_mask.is_some() {
-                vec![T::zero(); (hi - lo) * h]
-            } else {
-                Vec::new()
-            };
-            for t in steps.order(reverse).rev() {
-                let top = hi.min(steps.batch_size(t));
-                if top <= lo {
-                    continue;
-                }
-                let n = top - lo;
-                let base = steps.offset(t) + lo;
-                // SAFETY: slices own disjoint rows; `out` is only read.
-                unsafe {
-                    for i in 0..n {
-                        let r = base + i;
-                        // ∂L/∂h_t = (from the output at t) + (from step t+1)
-                        dh_t.copy_from_slice(dh_b.row(lo + i));
-                        if let Some(dout) = dout {
-                            for (a, &d) in dh_t.iter_mut().zip(dout.row(r)) {
-                                *a += d;
-                            }
-                        }
-                        let h_prev = match steps.prev_row(t, lo + i, reverse) {
-                            Some(q) => out.row(q),
-                            None => &h0[(lo + i) * h..(lo + i + 1) * h],
-                        };
-                        gru_cell_backward(
-                            gates_b.row_mut(r),
-                            &ghn[r * h..(r + 1) * h],
-                            h_prev,
-                            &dh_t,
-                            &mut dgh[i * g..(i + 1) * g],
-                            dh_b.row_mut(lo + i),
-                        );
-                    }
-                    for i in 0..n {
-                        dghn_b
-                            .row_mut(base + i)
-                            .copy_from_slice(&dgh[i * g + 2 * h..(i + 1) * g]);
-                    }
-                    let dgh_m = MatRef::new(&dgh[..n * g], n, g);
-                    // ∂L/∂h_{t-1} = dh ⊙ z + (∂L/∂gh · W_hh) ⊙ mask
-                    match w.h_mask {
-                        None => matmul(dh_b.rows_mut(lo, n), dgh_m, w_hh, true, step_par),
-                        Some(mask) => {
-                            matmul(
-                                MatMut::new(&mut rec[..n * h], n, h),
-                                dgh_m,
-                                w_hh,
-                                false,
-                                step_par,
-                            );
-                            for i in 0..n {
-                                let r = lo + i;
-                                let src = &rec[i * h..(i + 1) * h];
-                                for ((d, &v), &k) in dh_b
-                                    .row_mut(r)
-                                    .iter_mut()
-                                    .zip(src)
-                                    .zip(&mask[r * h..(r + 1) * h])
-                                {
-                                    *d += v * k;
-                                }
-                            }
-                        }
-                    }
-                }
+        }
+        matmul(
+            mat_mut(gh, n, g),
+            product_input(h_rows, h_masked, n, h),
+            MatRef::new(self.w.w_hh, g, h).t(),
+            true,
+            par,
+        );
+        for i in 0..n {
+            let ghr = &gh[i * g..(i + 1) * g];
+            gru_cell_forward(
+                &mut gates[i * g..(i + 1) * g],
+                self.w.b_ih,
+                ghr,
+                &mut h_rows[i * h..(i + 1) * h],
+            );
+            if !ghn_kept.is_empty() {
+                ghn_kept[i * h..(i + 1) * h].copy_from_slice(&ghr[2 * h..]);
             }
-        });
+        }
     }
-    GruTimeGrads { dgx: gates, dghn }
-}
 
-/// The products after the reverse loop (see [`super::scan::input_and_weight_grads`]).
-#[allow(clippy::too_many_arguments)]
-pub fn gru_backward_weights<T: Float>(
-    dx: Option<&mut [T]>,
-    grads: &mut RnnGrads<'_, T>,
-    time: &GruTimeGrads<T>,
-    x: &LayerInput<'_, T>,
-    out: &RowsRef<'_, T>,
-    h0: &[T],
-    w: &RnnWeights<'_, T>,
-    dims: RnnDims,
-    steps: &Steps,
-    reverse: bool,
-) {
-    denormal::ensure();
-    let h = dims.hidden_size;
-    let prev = if grads.w_hh.is_some() {
-        prev_rows(out, h0, steps, reverse, w.h_mask)
-    } else {
-        PrevRows::Gathered(Vec::new())
-    };
-    let gg = GateGrads {
-        dgx: &time.dgx,
-        dgx_t: None,
-        dgh_tail: Some((2 * h, &time.dghn)),
-    };
-    input_and_weight_grads(dx, grads, &gg, x, &prev, w, 3 * h);
+    fn backward_step(&self, s: BackwardStep<'_, T>, scratch: &mut GruBackwardScratch<T>) {
+        let h = self.dims.hidden_size;
+        let g = 3 * h;
+        let BackwardStep {
+            rows,
+            gates,
+            dh,
+            extra,
+            kept: [ghn, _],
+            out,
+            h0,
+            mask,
+            par,
+            ..
+        } = s;
+        let n = rows.n;
+        let GruBackwardScratch { dgh, dh_t, rec } = scratch;
+        for i in 0..n {
+            let r = rows.base + i;
+            let h_prev = match rows.prev(i) {
+                Ok(q) => out.row(q),
+                Err(row) => &h0[row * h..(row + 1) * h],
+            };
+            dh_t.copy_from_slice(&dh[i * h..(i + 1) * h]);
+            gru_cell_backward(
+                &mut gates[i * g..(i + 1) * g],
+                &ghn[r * h..(r + 1) * h],
+                h_prev,
+                dh_t,
+                &mut dgh[i * g..(i + 1) * g],
+                &mut dh[i * h..(i + 1) * h],
+            );
+            extra[i * h..(i + 1) * h].copy_from_slice(&dgh[i * g + 2 * h..(i + 1) * g]);
+        }
+        let dgh_m = MatRef::new(&dgh[..n * g], n, g);
+        let w_hh = MatRef::new(self.w.w_hh, g, h);
+        // ∂L/∂h_{t-1} = dh ⊙ z + (∂L/∂gh · W_hh) ⊙ mask
+        match mask {
+            None => matmul(mat_mut(dh, n, h), dgh_m, w_hh, true, par),
+            Some(mask) => {
+                matmul(mat_mut(&mut rec[..n * h], n, h), dgh_m, w_hh, false, par);
+                add_masked(dh, &rec[..n * h], mask);
+            }
+        }
+    }
 }

@@ -10,13 +10,48 @@
 //! Shapes use the letters of [`super::scan`], plus `D` directions (1 or 2). Inputs are
 //! validated by the callers; here they are `debug_assert`ed.
 
-use super::elman::{self, ElmanSaved, ElmanTimeGrads, Nonlinearity};
+use super::cell::{RnnWeights, Saved, TimeGrads};
 use super::float::Float;
 use super::gemm::MatRef;
-use super::gru::{self, GruSaved, GruTimeGrads};
-use super::lstm::{self, LstmSaved, LstmTimeGrads};
-use super::scan::{LayerInput, RnnDims, RnnGrads, RnnWeights, RowBlock, RowsRef, Steps};
-use crate::rnn::RnnMode;
+use super::rows::{RowBlock, RowsRef};
+use super::scan;
+use super::weight_grads::{LayerInput, RnnGrads};
+use crate::rnn::{RnnDims, RnnMode, Steps};
+
+/// Bind `$k` to the kernel of `$mode` made from `$w` and `$dims`, and evaluate `$body`: the one
+/// place where a recurrence meets its kernel (a new cell kind adds its line here).
+macro_rules! with_kernel {
+    ($mode:expr, $w:expr, $dims:expr, |$k:ident| $body:expr) => {
+        match $mode {
+            $crate::rnn::RnnMode::Lstm => {
+                let $k = &$crate::backend::cpu::lstm::LstmKernel::new($w, $dims);
+                $body
+            }
+            $crate::rnn::RnnMode::Gru => {
+                let $k = &$crate::backend::cpu::gru::GruKernel::new($w, $dims);
+                $body
+            }
+            $crate::rnn::RnnMode::RnnTanh => {
+                let $k = &$crate::backend::cpu::elman::ElmanKernel::new(
+                    $w,
+                    $dims,
+                    $crate::backend::cpu::elman::Nonlinearity::Tanh,
+                );
+                $body
+            }
+            $crate::rnn::RnnMode::RnnRelu => {
+                let $k = &$crate::backend::cpu::elman::ElmanKernel::new(
+                    $w,
+                    $dims,
+                    $crate::backend::cpu::elman::Nonlinearity::Relu,
+                );
+                $body
+            }
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use with_kernel;
 
 /// One layer's inputs: its mode and sizes, the packed input, the initial states and each
 /// direction's weights.
@@ -73,75 +108,25 @@ impl<T> LayerArgs<'_, T> {
     }
 }
 
-/// What the backward pass of one layer-direction keeps from its forward pass.
-#[derive(Debug)]
-enum DirectionSaved<T> {
-    Lstm(LstmSaved<T>),
-    Gru(GruSaved<T>),
-    Elman(ElmanSaved<T>),
-}
-
 /// What the backward pass of one layer keeps from its forward pass (the gate activations and
 /// states of every packed row, per direction). Made by [`layer_forward`] in training,
 /// consumed by [`layer_backward`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LayerSaved<T> {
-    directions: Vec<DirectionSaved<T>>,
+    directions: Vec<Saved<T>>,
 }
 
 impl<T> LayerSaved<T> {
     /// Bytes held (for memory accounting).
     pub fn bytes(&self) -> usize {
-        let elems: usize = self
-            .directions
-            .iter()
-            .map(|d| match d {
-                DirectionSaved::Lstm(s) => s.gates.len() + s.c.len() + s.m.len(),
-                DirectionSaved::Gru(s) => s.gates.len() + s.ghn.len(),
-                DirectionSaved::Elman(s) => s.h.len(),
-            })
-            .sum();
-        elems * std::mem::size_of::<T>()
-    }
-}
-
-impl<T: Clone> Clone for LayerSaved<T> {
-    fn clone(&self) -> Self {
-        LayerSaved {
-            directions: self
-                .directions
-                .iter()
-                .map(|d| match d {
-                    DirectionSaved::Lstm(s) => DirectionSaved::Lstm(LstmSaved {
-                        gates: s.gates.clone(),
-                        c: s.c.clone(),
-                        m: s.m.clone(),
-                    }),
-                    DirectionSaved::Gru(s) => DirectionSaved::Gru(GruSaved {
-                        gates: s.gates.clone(),
-                        ghn: s.ghn.clone(),
-                    }),
-                    DirectionSaved::Elman(s) => {
-                        DirectionSaved::Elman(ElmanSaved { h: s.h.clone() })
-                    }
-                })
-                .collect(),
-        }
-    }
-}
-
-fn nonlinearity(mode: RnnMode) -> Nonlinearity {
-    if mode == RnnMode::RnnRelu {
-        Nonlinearity::Relu
-    } else {
-        Nonlinearity::Tanh
+        self.directions.iter().map(Saved::elements).sum::<usize>() * std::mem::size_of::<T>()
     }
 }
 
 /// How many threads each direction's recurrence may use (batch slices carried through time
 /// by separate threads). `RECURRENT_RNN_SLICES=1` forces one slice, whose per-step product is
 /// then split across the threads by the GEMM instead (for measuring the two strategies).
-fn slices_per_direction(directions: usize) -> usize {
+pub(crate) fn slices_per_direction(directions: usize) -> usize {
     let threads = super::parallel::current_threads();
     let forced = std::env::var("RECURRENT_RNN_SLICES")
         .ok()
@@ -217,65 +202,23 @@ pub fn layer_forward<T: Float>(
     let (h_chunk, c_chunk) = layer.state_chunks();
     let blocks = RowBlock::split_columns(out, d * p, &vec![p; d]);
     let xm = MatRef::new(layer.x, n, i_size);
-    let mut saved: Vec<Option<DirectionSaved<T>>> = (0..d).map(|_| None).collect();
+    let mut saved: Vec<Option<Saved<T>>> = (0..d).map(|_| None).collect();
     for_each_direction(h_n, c_n, &mut saved, |k, h_n, c_n, slot| {
-        let reverse = k == 1;
         let h0 = &layer.h0[k * h_chunk..(k + 1) * h_chunk];
-        let w = &layer.weights[k];
-        *slot = match mode {
-            RnnMode::Lstm => {
-                let c0 = &layer.c0[k * c_chunk..(k + 1) * c_chunk];
-                let mut s = LstmSaved::default();
-                lstm::lstm_forward(
-                    &blocks[k],
-                    h_n,
-                    c_n,
-                    training.then_some(&mut s),
-                    xm,
-                    h0,
-                    c0,
-                    w,
-                    dims,
-                    steps,
-                    reverse,
-                    max_slices,
-                );
-                training.then_some(DirectionSaved::Lstm(s))
-            }
-            RnnMode::Gru => {
-                let mut s = GruSaved::default();
-                gru::gru_forward(
-                    &blocks[k],
-                    h_n,
-                    training.then_some(&mut s),
-                    xm,
-                    h0,
-                    w,
-                    dims,
-                    steps,
-                    reverse,
-                    max_slices,
-                );
-                training.then_some(DirectionSaved::Gru(s))
-            }
-            RnnMode::RnnTanh | RnnMode::RnnRelu => {
-                let mut s = ElmanSaved::default();
-                elman::elman_forward(
-                    &blocks[k],
-                    h_n,
-                    training.then_some(&mut s),
-                    xm,
-                    h0,
-                    w,
-                    dims,
-                    nonlinearity(mode),
-                    steps,
-                    reverse,
-                    max_slices,
-                );
-                training.then_some(DirectionSaved::Elman(s))
-            }
-        };
+        let c0 = &layer.c0[k * c_chunk..(k + 1) * c_chunk];
+        *slot = with_kernel!(mode, layer.weights[k], dims, |kernel| scan::forward(
+            kernel,
+            &blocks[k],
+            h_n,
+            c_n,
+            xm,
+            h0,
+            c0,
+            steps,
+            k == 1,
+            max_slices,
+            training,
+        ));
     });
     training.then(|| LayerSaved {
         directions: saved
@@ -298,14 +241,8 @@ pub struct LayerGrads<'a, T> {
     pub params: Vec<RnnGrads<'a, T>>,
 }
 
-enum TimeGrads<T> {
-    Lstm(LstmTimeGrads<T>),
-    Gru(GruTimeGrads<T>),
-    Elman(ElmanTimeGrads<T>),
-}
-
 /// A direction's saved state going into its reverse loop, and what the loop leaves.
-type DirectionSlot<T> = (Option<DirectionSaved<T>>, Option<TimeGrads<T>>);
+type DirectionSlot<T> = (Option<Saved<T>>, Option<TimeGrads<T>>);
 
 /// Backward of one layer: the reverse loops of both directions (in parallel), then one
 /// product per gradient, direction by direction (they share `dx`).
@@ -352,92 +289,46 @@ pub fn layer_backward<T: Float>(
         .map(|s| (Some(s), None))
         .collect();
     for_each_direction(dh0, dc0, &mut slots, |k, dh0, dc0, slot| {
-        let reverse = k == 1;
-        let w = &layer.weights[k];
         let dout_k = dout_blocks.as_ref().map(|v| &v[k]);
         let dh_n_k = dh_n.map(|g| &g[k * h_chunk..(k + 1) * h_chunk]);
+        let dc_n_k = dc_n.map(|g| &g[k * c_chunk..(k + 1) * c_chunk]);
         let h0 = &layer.h0[k * h_chunk..(k + 1) * h_chunk];
+        let c0 = &layer.c0[k * c_chunk..(k + 1) * c_chunk];
         let s = slot.0.take().expect("one saved state per direction");
-        slot.1 = Some(match s {
-            DirectionSaved::Lstm(s) => {
-                let dc_n_k = dc_n.map(|g| &g[k * c_chunk..(k + 1) * c_chunk]);
-                let c0 = &layer.c0[k * c_chunk..(k + 1) * c_chunk];
-                TimeGrads::Lstm(lstm::lstm_backward_time(
-                    dh0, dc0, dout_k, dh_n_k, dc_n_k, s, c0, w, dims, steps, reverse, max_slices,
-                ))
-            }
-            DirectionSaved::Gru(s) => TimeGrads::Gru(gru::gru_backward_time(
+        slot.1 = Some(with_kernel!(mode, layer.weights[k], dims, |kernel| {
+            scan::backward(
+                kernel,
                 dh0,
+                dc0,
                 dout_k,
                 dh_n_k,
+                dc_n_k,
                 s,
                 &out_blocks[k],
                 h0,
-                w,
-                dims,
+                c0,
                 steps,
-                reverse,
+                k == 1,
                 max_slices,
-            )),
-            DirectionSaved::Elman(s) => TimeGrads::Elman(elman::elman_backward_time(
-                dh0,
-                dout_k,
-                dh_n_k,
-                s,
-                w,
-                dims,
-                nonlinearity(mode),
-                steps,
-                reverse,
-                max_slices,
-            )),
-        });
+            )
+        }));
     });
 
-    // Phase 2: one product per gradient.
+    // Phase 2: one product per gradient, direction by direction (they share dx).
     let xm = LayerInput::new(MatRef::new(layer.x, n, i_size));
     for (k, (slot, mut rg)) in slots.into_iter().zip(params).enumerate() {
-        let reverse = k == 1;
-        let w = &layer.weights[k];
         let h0 = &layer.h0[k * h_chunk..(k + 1) * h_chunk];
-        let dxs = dx.as_deref_mut();
-        match slot.1.expect("reverse loop ran") {
-            TimeGrads::Lstm(t) => lstm::lstm_backward_weights(
-                dxs,
-                &mut rg,
-                &t,
-                &xm,
-                &out_blocks[k],
-                h0,
-                w,
-                dims,
-                steps,
-                reverse,
-            ),
-            TimeGrads::Gru(t) => gru::gru_backward_weights(
-                dxs,
-                &mut rg,
-                &t,
-                &xm,
-                &out_blocks[k],
-                h0,
-                w,
-                dims,
-                steps,
-                reverse,
-            ),
-            TimeGrads::Elman(t) => elman::elman_backward_weights(
-                dxs,
-                &mut rg,
-                &t,
-                &xm,
-                &out_blocks[k],
-                h0,
-                w,
-                dims,
-                steps,
-                reverse,
-            ),
-        }
+        let time = slot.1.expect("reverse loop ran");
+        with_kernel!(mode, layer.weights[k], dims, |kernel| scan::weight_grads(
+            kernel,
+            dx.as_deref_mut(),
+            &mut rg,
+            &time,
+            &xm,
+            &out_blocks[k],
+            h0,
+            steps,
+            k == 1,
+        ));
     }
 }

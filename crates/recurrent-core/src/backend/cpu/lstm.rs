@@ -1,31 +1,18 @@
-//! The LSTM layer-direction kernel: forward over a whole (packed) sequence batch, and its
-//! hand-derived backward through time.
+//! The LSTM cell: its equations, their derivative, and its [`CellKernel`] for the scan.
 //!
-//! Forward: one product `X · W_ihᵀ` for all timesteps, then per step one product
-//! `h · W_hhᵀ` (plus `m · W_hrᵀ` with a projection) and the fused cell below. Backward: the
-//! reverse loop turns the saved gate activations into gate gradients in place; then `dX`,
-//! `dW_ih`, `dW_hh` (and `dW_hr`) are one product each. Shapes use the letters of
-//! [`super::scan`]: `N` packed rows, `B` batch, `I` input, `H` hidden, `P` output size.
+//! A step multiplies the slice's `h_{t-1}` by `W_hhᵀ` into the gate rows (which hold the input
+//! projection), applies the cell, and with `proj_size` projects `m_t` by `W_hrᵀ` into `h_t`.
+//! The backward step runs the cell's derivative and multiplies the gate gradients by `W_hh`
+//! back to `∂L/∂h_{t-1}`. Shapes use the letters of [`crate::rnn::Steps`].
 
-use super::denormal;
-use super::float::Float;
-use super::gemm::{matmul, MatRef, Parallelism};
-use super::scan::{
-    add_bias, combined_bias, for_each_slice, input_and_weight_grads, input_projection, masked_rows,
-    prev_rows, step_parallelism, GateGrads, LayerInput, PrevRows, RnnDims, RnnGrads, RnnWeights,
-    RowBlock, RowsRef, Steps, MIN_SLICE_ROWS,
+use super::cell::{
+    add_bias, combined_bias, mat_mut, product_input, BackwardStep, CellKernel, ForwardStep,
+    RnnWeights, TimeGrads,
 };
-
-/// What the backward pass of one LSTM layer-direction needs from its forward pass.
-#[derive(Debug, Default)]
-pub struct LstmSaved<T> {
-    /// `[N, 4H]`: the gate activations `i, f, g, o` of every packed row.
-    pub gates: Vec<T>,
-    /// `[N, H]`: the cell state `c_t` after every packed row's step.
-    pub c: Vec<T>,
-    /// `[N, H]`: `m_t = o ⊙ tanh(c_t)` before the projection (empty without `proj_size`).
-    pub m: Vec<T>,
-}
+use super::float::Float;
+use super::gemm::{matmul, MatMut, MatRef, Parallelism};
+use super::weight_grads::RnnGrads;
+use crate::rnn::RnnDims;
 
 /// One LSTM step for one sequence, as PyTorch documents it:
 ///
@@ -102,324 +89,224 @@ pub fn lstm_cell_backward<T: Float>(
     }
 }
 
-/// Forward of one LSTM layer-direction over a packed batch.
+/// The LSTM's [`CellKernel`]: made once per call from a layer-direction's weights.
 ///
-/// ```text
-/// out:  [N, P] column block of the layer output (written)
-/// h_n:  [B, P], c_n: [B, H] (written: each sequence's state after its last step)
-/// x:    [N, I];  h0: [B, P];  c0: [B, H]
-/// ```
-///
-/// With `saved`, fills it for [`lstm_backward_time`]; without (inference) nothing is kept.
-/// `reverse` runs the sequence from its last step to its first. `max_slices` bounds how
-/// many threads carry batch slices through time.
-#[allow(clippy::too_many_arguments)]
-pub fn lstm_forward<T: Float>(
-    out: &RowBlock<'_, T>,
-    h_n: &mut [T],
-    c_n: &mut [T],
-    saved: Option<&mut LstmSaved<T>>,
-    x: MatRef<'_, T>,
-    h0: &[T],
-    c0: &[T],
-    w: &RnnWeights<'_, T>,
+/// Kept for the backward: `c_t` (`kept[0]`, `[N, H]`) and, with a projection, `m_t`
+/// (`kept[1]`, `[N, H]`). The backward steps write `∂L/∂h_t` into `extra` (`[N, P]`, with a
+/// projection) for `dW_hr`.
+#[derive(Debug)]
+pub struct LstmKernel<'a, T> {
+    w: RnnWeights<'a, T>,
     dims: RnnDims,
-    steps: &Steps,
-    reverse: bool,
-    max_slices: usize,
-) {
-    denormal::ensure();
-    let (h, p) = (dims.hidden_size, dims.out_size());
-    let g = 4 * h;
-    let n_rows = steps.total();
-    let b = steps.batch();
-    debug_assert_eq!(x.rows(), n_rows);
-    debug_assert_eq!(
-        (h_n.len(), c_n.len(), h0.len(), c0.len()),
-        (b * p, b * h, b * p, b * h)
-    );
-    debug_assert_eq!(out.rows(), n_rows);
-    debug_assert_eq!(out.width(), p);
-    let saving = saved.is_some();
-    let proj = w.w_hr.is_some();
+    /// `b_ih + b_hh`, added by the cell.
+    bias: Option<Vec<T>>,
+}
 
-    let bias = combined_bias(w.b_ih, w.b_hh);
-    let mut gates = input_projection(x, w.w_ih, g);
-    h_n.copy_from_slice(h0);
-    c_n.copy_from_slice(c0);
-    let mut c_all = if saving {
-        vec![T::zero(); n_rows * h]
-    } else {
-        Vec::new()
-    };
-    let mut m_all = if saving && proj {
-        vec![T::zero(); n_rows * h]
-    } else {
-        Vec::new()
-    };
-    {
-        let gates_b = RowBlock::new(&mut gates, g);
-        let h_b = RowBlock::new(h_n, p);
-        let c_b = RowBlock::new(c_n, h);
-        let c_all_b = RowBlock::new(&mut c_all, h);
-        let m_all_b = RowBlock::new(&mut m_all, h);
-        let w_hh_t = MatRef::new(w.w_hh, g, p).t();
-        let w_hr_t = w.w_hr.map(|m| MatRef::new(m, p, h).t());
-        let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
-        let step_par = step_parallelism(&slices, max_slices);
-        for_each_slice(&slices, |lo, hi| {
-            // Scratch for m when it is not kept: one allocation per call, none per step.
-            let mut m_scratch = if proj && !saving {
-                vec![T::zero(); (hi - lo) * h]
-            } else {
-                Vec::new()
-            };
-            let m_scratch_b = RowBlock::new(&mut m_scratch, h);
-            let mut hm = if w.h_mask.is_some() {
-                vec![T::zero(); (hi - lo) * p]
-            } else {
-                Vec::new()
-            };
-            for t in steps.order(reverse) {
-                let top = hi.min(steps.batch_size(t));
-                if top <= lo {
-                    continue;
-                }
-                let n = top - lo;
-                let base = steps.offset(t) + lo;
-                // SAFETY: this slice alone touches rows lo..hi of the state buffers and rows
-                // base..base+n of the packed buffers; slices are disjoint.
-                unsafe {
-                    // gates += h_{t-1} · W_hhᵀ   (h_{t-1} ⊙ mask with variational dropout)
-                    let h_in = match w.h_mask {
-                        Some(mask) => {
-                            masked_rows(&mut hm, &h_b, mask, lo, n);
-                            MatRef::new(&hm[..n * p], n, p)
-                        }
-                        None => h_b.rows_ref(lo, n),
-                    };
-                    matmul(gates_b.rows_mut(base, n), h_in, w_hh_t, true, step_par);
-                    for i in 0..n {
-                        let c = c_b.row_mut(lo + i);
-                        let m = if !proj {
-                            h_b.row_mut(lo + i)
-                        } else if saving {
-                            m_all_b.row_mut(base + i)
-                        } else {
-                            m_scratch_b.row_mut(i)
-                        };
-                        lstm_cell_forward(gates_b.row_mut(base + i), bias.as_deref(), c, m);
-                        if saving {
-                            c_all_b.row_mut(base + i).copy_from_slice(c);
-                        }
-                    }
-                    if let Some(w_hr_t) = w_hr_t {
-                        // h = m · W_hrᵀ
-                        let m_rows = if saving {
-                            m_all_b.rows_ref(base, n)
-                        } else {
-                            m_scratch_b.rows_ref(0, n)
-                        };
-                        matmul(h_b.rows_mut(lo, n), m_rows, w_hr_t, false, step_par);
-                    }
-                    for i in 0..n {
-                        out.row_mut(base + i).copy_from_slice(h_b.row(lo + i));
-                    }
-                }
-            }
-        });
+impl<'a, T: Float> LstmKernel<'a, T> {
+    /// The kernel of a layer-direction with these weights.
+    pub fn new(w: RnnWeights<'a, T>, dims: RnnDims) -> Self {
+        LstmKernel {
+            bias: combined_bias(w.b_ih, w.b_hh),
+            w,
+            dims,
+        }
     }
-    if let Some(s) = saved {
-        s.gates = gates;
-        s.c = c_all;
-        s.m = m_all;
+
+    fn proj(&self) -> bool {
+        self.w.w_hr.is_some()
     }
 }
 
-/// What the reverse loop leaves for the weight-gradient products.
-#[derive(Debug, Default)]
-pub struct LstmTimeGrads<T> {
-    /// `[N, 4H]`: gradients of the gate pre-activations.
-    pub dgates: Vec<T>,
-    /// `[N, P]`: total `∂L/∂h_t` of every packed row (kept only with a projection, for `dW_hr`).
-    pub dh: Vec<T>,
-    /// `[N, H]`: `m_t` (moved from the saved state; only with a projection).
-    pub m: Vec<T>,
-}
+impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
+    /// `[rows, H]`: `m_t` when projecting and not training (training keeps it in `kept[1]`).
+    type ForwardScratch = Vec<T>;
+    /// `∂L/∂m` (`[rows, H]`, with a projection) and one row of `tanh(c_t)`.
+    type BackwardScratch = (Vec<T>, Vec<T>);
 
-/// The reverse loop of the LSTM backward pass for one layer-direction.
-///
-/// ```text
-/// dh0: [B, P], dc0: [B, H]   written: ∂L/∂h_0, ∂L/∂c_0
-/// dout: [N, P] column block of ∂L/∂output (None: zero)
-/// dh_n: [B, P], dc_n: [B, H] (None: zero)
-/// ```
-#[allow(clippy::too_many_arguments)]
-pub fn lstm_backward_time<T: Float>(
-    dh0: &mut [T],
-    dc0: &mut [T],
-    dout: Option<&RowsRef<'_, T>>,
-    dh_n: Option<&[T]>,
-    dc_n: Option<&[T]>,
-    saved: LstmSaved<T>,
-    c0: &[T],
-    w: &RnnWeights<'_, T>,
-    dims: RnnDims,
-    steps: &Steps,
-    reverse: bool,
-    max_slices: usize,
-) -> LstmTimeGrads<T> {
-    denormal::ensure();
-    let (h, p) = (dims.hidden_size, dims.out_size());
-    let g = 4 * h;
-    let n_rows = steps.total();
-    let proj = w.w_hr.is_some();
-    let LstmSaved { mut gates, c, m } = saved;
-    debug_assert_eq!(gates.len(), n_rows * g);
-    match dh_n {
-        Some(d) => dh0.copy_from_slice(d),
-        None => dh0.fill(T::zero()),
+    fn weights(&self) -> &RnnWeights<'_, T> {
+        &self.w
     }
-    match dc_n {
-        Some(d) => dc0.copy_from_slice(d),
-        None => dc0.fill(T::zero()),
-    }
-    let mut dh_all = if proj {
-        vec![T::zero(); n_rows * p]
-    } else {
-        Vec::new()
-    };
-    {
-        let gates_b = RowBlock::new(&mut gates, g);
-        let dh_b = RowBlock::new(dh0, p);
-        let dc_b = RowBlock::new(dc0, h);
-        let dh_all_b = RowBlock::new(&mut dh_all, p);
-        let w_hh = MatRef::new(w.w_hh, g, p);
-        let w_hr = w.w_hr.map(|m| MatRef::new(m, p, h));
-        let slices = steps.slices(max_slices, MIN_SLICE_ROWS);
-        let step_par = step_parallelism(&slices, max_slices);
-        for_each_slice(&slices, |lo, hi| {
-            let mut dm_scratch = if proj {
-                vec![T::zero(); (hi - lo) * h]
-            } else {
-                Vec::new()
-            };
-            let dm_b = RowBlock::new(&mut dm_scratch, h);
-            let mut tc = vec![T::zero(); h];
-            for t in steps.order(reverse).rev() {
-                let top = hi.min(steps.batch_size(t));
-                if top <= lo {
-                    continue;
-                }
-                let n = top - lo;
-                let base = steps.offset(t) + lo;
-                // SAFETY: as in the forward pass, slices own disjoint rows.
-                unsafe {
-                    // ∂L/∂h_t = (from the output at t) + (from step t+1 through W_hh)
-                    if let Some(dout) = dout {
-                        for i in 0..n {
-                            for (a, &d) in dh_b.row_mut(lo + i).iter_mut().zip(dout.row(base + i)) {
-                                *a += d;
-                            }
-                        }
-                    }
-                    if let Some(w_hr) = w_hr {
-                        // h = m · W_hrᵀ  ⇒  ∂L/∂m = ∂L/∂h · W_hr
-                        for i in 0..n {
-                            dh_all_b.row_mut(base + i).copy_from_slice(dh_b.row(lo + i));
-                        }
-                        matmul(
-                            dm_b.rows_mut(0, n),
-                            dh_b.rows_ref(lo, n),
-                            w_hr,
-                            false,
-                            step_par,
-                        );
-                    }
-                    for i in 0..n {
-                        let r = base + i;
-                        let c_prev = match steps.prev_row(t, lo + i, reverse) {
-                            Some(q) => &c[q * h..(q + 1) * h],
-                            None => &c0[(lo + i) * h..(lo + i + 1) * h],
-                        };
-                        let dm = if proj { dm_b.row(i) } else { dh_b.row(lo + i) };
-                        lstm_cell_backward(
-                            gates_b.row_mut(r),
-                            &c[r * h..(r + 1) * h],
-                            c_prev,
-                            dm,
-                            dc_b.row_mut(lo + i),
-                            &mut tc,
-                        );
-                    }
-                    // ∂L/∂h_{t-1} = ∂L/∂gates · W_hh
-                    matmul(
-                        dh_b.rows_mut(lo, n),
-                        gates_b.rows_ref(base, n),
-                        w_hh,
-                        false,
-                        step_par,
-                    );
-                    if let Some(mask) = w.h_mask {
-                        // h_{t-1} entered the product as h_{t-1} ⊙ mask
-                        for i in 0..n {
-                            let r = lo + i;
-                            for (d, &k) in dh_b.row_mut(r).iter_mut().zip(&mask[r * p..(r + 1) * p])
-                            {
-                                *d *= k;
-                            }
-                        }
-                    }
-                }
-            }
-        });
-    }
-    LstmTimeGrads {
-        dgates: gates,
-        dh: dh_all,
-        m,
-    }
-}
 
-/// The products after the reverse loop: `dX += dG · W_ih`, `dW_ih += dGᵀ X`,
-/// `dW_hh += dGᵀ H_prev`, `dW_hr += dHᵀ M`, and the bias sums.
-///
-/// `out` is this direction's column block of the layer output (for `H_prev`), `h0: [B, P]`.
-#[allow(clippy::too_many_arguments)]
-pub fn lstm_backward_weights<T: Float>(
-    dx: Option<&mut [T]>,
-    grads: &mut RnnGrads<'_, T>,
-    time: &LstmTimeGrads<T>,
-    x: &LayerInput<'_, T>,
-    out: &RowsRef<'_, T>,
-    h0: &[T],
-    w: &RnnWeights<'_, T>,
-    dims: RnnDims,
-    steps: &Steps,
-    reverse: bool,
-) {
-    denormal::ensure();
-    let (h, p) = (dims.hidden_size, dims.out_size());
-    let prev = if grads.w_hh.is_some() {
-        prev_rows(out, h0, steps, reverse, w.h_mask)
-    } else {
-        PrevRows::Gathered(Vec::new())
-    };
-    let gg = GateGrads {
-        dgx: &time.dgates,
-        dgx_t: None,
-        dgh_tail: None,
-    };
-    input_and_weight_grads(dx, grads, &gg, x, &prev, w, 4 * h);
-    if let Some(dw) = grads.w_hr.as_deref_mut() {
-        let n = steps.total();
-        // dW_hr += dHᵀ · M   [P, N] · [N, H]
+    fn dims(&self) -> RnnDims {
+        self.dims
+    }
+
+    fn gate_width(&self) -> usize {
+        4 * self.dims.hidden_size
+    }
+
+    fn cell_width(&self) -> usize {
+        self.dims.hidden_size
+    }
+
+    fn kept_widths(&self, training: bool) -> [usize; 2] {
+        let h = self.dims.hidden_size;
+        match (training, self.proj()) {
+            (false, _) => [0, 0],
+            (true, false) => [h, 0],
+            (true, true) => [h, h],
+        }
+    }
+
+    fn extra_grad_width(&self) -> usize {
+        if self.proj() {
+            self.dims.out_size()
+        } else {
+            0
+        }
+    }
+
+    fn forward_scratch(&self, rows: usize, training: bool) -> Vec<T> {
+        if self.proj() && !training {
+            vec![T::zero(); rows * self.dims.hidden_size]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn backward_scratch(&self, rows: usize) -> (Vec<T>, Vec<T>) {
+        let h = self.dims.hidden_size;
+        let dm = if self.proj() {
+            vec![T::zero(); rows * h]
+        } else {
+            Vec::new()
+        };
+        (dm, vec![T::zero(); h])
+    }
+
+    fn forward_step(&self, s: ForwardStep<'_, T>, m_scratch: &mut Vec<T>) {
+        let (h, p) = (self.dims.hidden_size, self.dims.out_size());
+        let g = 4 * h;
+        let n = s.rows(p);
+        let ForwardStep {
+            gates,
+            h: h_rows,
+            c,
+            h_masked,
+            kept: [c_kept, m_kept],
+            par,
+        } = s;
+        // gates += h_{t-1} · W_hhᵀ   (h_{t-1} ⊙ mask with variational dropout)
+        let w_hh_t = MatRef::new(self.w.w_hh, g, p).t();
         matmul(
-            super::gemm::MatMut::new(dw, p, h),
-            MatRef::new(&time.dh, n, p).t(),
-            MatRef::new(&time.m, n, h),
+            mat_mut(gates, n, g),
+            product_input(h_rows, h_masked, n, p),
+            w_hh_t,
             true,
-            Parallelism::Auto,
+            par,
         );
+        // The cell on every row; m_t goes to h_t directly, or with a projection to the kept
+        // rows (training) or scratch, and then h_t = m_t · W_hrᵀ.
+        let cells = |m_rows: &mut [T], gates: &mut [T], c: &mut [T], c_kept: &mut [T]| {
+            for i in 0..n {
+                let ci = &mut c[i * h..(i + 1) * h];
+                lstm_cell_forward(
+                    &mut gates[i * g..(i + 1) * g],
+                    self.bias.as_deref(),
+                    ci,
+                    &mut m_rows[i * h..(i + 1) * h],
+                );
+                if !c_kept.is_empty() {
+                    c_kept[i * h..(i + 1) * h].copy_from_slice(ci);
+                }
+            }
+        };
+        match self.w.w_hr {
+            None => cells(h_rows, gates, c, c_kept),
+            Some(w_hr) => {
+                let m_rows: &mut [T] = if m_kept.is_empty() {
+                    &mut m_scratch[..n * h]
+                } else {
+                    m_kept
+                };
+                cells(m_rows, gates, c, c_kept);
+                // h = m · W_hrᵀ
+                matmul(
+                    MatMut::new(h_rows, n, p),
+                    MatRef::new(m_rows, n, h),
+                    MatRef::new(w_hr, p, h).t(),
+                    false,
+                    par,
+                );
+            }
+        }
+    }
+
+    fn backward_step(&self, s: BackwardStep<'_, T>, scratch: &mut (Vec<T>, Vec<T>)) {
+        let (h, p) = (self.dims.hidden_size, self.dims.out_size());
+        let g = 4 * h;
+        let BackwardStep {
+            rows,
+            gates,
+            dh,
+            dc,
+            extra,
+            kept: [c_all, _],
+            c0,
+            mask,
+            par,
+            ..
+        } = s;
+        let n = rows.n;
+        let (dm, tc) = scratch;
+        if let Some(w_hr) = self.w.w_hr {
+            // h = m · W_hrᵀ  ⇒  ∂L/∂m = ∂L/∂h · W_hr (and ∂L/∂h_t is kept for dW_hr)
+            extra.copy_from_slice(dh);
+            matmul(
+                mat_mut(&mut dm[..n * h], n, h),
+                MatRef::new(dh, n, p),
+                MatRef::new(w_hr, p, h),
+                false,
+                par,
+            );
+        }
+        for i in 0..n {
+            let r = rows.base + i;
+            let c_prev = match rows.prev(i) {
+                Ok(q) => &c_all[q * h..(q + 1) * h],
+                Err(row) => &c0[row * h..(row + 1) * h],
+            };
+            let dmi = if self.proj() {
+                &dm[i * h..(i + 1) * h]
+            } else {
+                &dh[i * p..(i + 1) * p]
+            };
+            lstm_cell_backward(
+                &mut gates[i * g..(i + 1) * g],
+                &c_all[r * h..(r + 1) * h],
+                c_prev,
+                dmi,
+                &mut dc[i * h..(i + 1) * h],
+                tc,
+            );
+        }
+        // ∂L/∂h_{t-1} = ∂L/∂gates · W_hh   (⊙ mask: h_{t-1} entered the product masked)
+        matmul(
+            mat_mut(dh, n, p),
+            MatRef::new(gates, n, g),
+            MatRef::new(self.w.w_hh, g, p),
+            false,
+            par,
+        );
+        if let Some(mask) = mask {
+            for (d, &k) in dh.iter_mut().zip(mask) {
+                *d *= k;
+            }
+        }
+    }
+
+    fn extra_weight_grads(&self, grads: &mut RnnGrads<'_, T>, time: &TimeGrads<T>) {
+        if let Some(dw) = grads.w_hr.as_deref_mut() {
+            let (h, p) = (self.dims.hidden_size, self.dims.out_size());
+            let n = time.extra.len() / p;
+            // dW_hr += dHᵀ · M   [P, N] · [N, H]
+            matmul(
+                MatMut::new(dw, p, h),
+                MatRef::new(&time.extra, n, p).t(),
+                MatRef::new(&time.kept[1], n, h),
+                true,
+                Parallelism::Auto,
+            );
+        }
     }
 }

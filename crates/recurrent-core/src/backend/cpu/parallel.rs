@@ -31,9 +31,8 @@ pub fn current_threads() -> usize {
 /// started), restoring the previous setting afterwards, even if `f` panics.
 ///
 /// ```
-/// use recurrent_core::backend::cpu::parallel;
-/// assert_eq!(parallel::on_this_thread(parallel::current_threads), 1);
-/// assert!(!parallel::is_sequential());
+/// use recurrent_core::runtime::{current_threads, on_this_thread};
+/// assert_eq!(on_this_thread(current_threads), 1);
 /// ```
 pub fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
     struct Restore(bool);

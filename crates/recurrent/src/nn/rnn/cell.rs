@@ -3,11 +3,11 @@
 //! layer over T steps compute the same thing.
 
 use super::layers::Nonlinearity;
-use crate::backend::cpu::scan::{RnnDims, Steps};
 use crate::nn::init;
 use crate::nn::module::Module;
 use crate::ops::rnn::{rnn_layer, DirectionParams, RnnMode};
 use crate::rng::with_global;
+use crate::rnn::{RnnDims, Steps};
 use crate::{Error, Generator, Result, Tensor};
 
 /// Configuration of a cell: `CellConfig::new(input_size, hidden_size)`, then `lstm()`,

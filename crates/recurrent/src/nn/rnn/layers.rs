@@ -6,12 +6,12 @@
 //! states, packed input and its sort order, dropout between layers, and stacking `h_n`.
 
 use super::packed::PackedSequence;
-use crate::backend::cpu::scan::{RnnDims, Steps};
 use crate::nn::init;
 use crate::nn::module::Module;
 use crate::ops::dropout::dropout_mask;
 use crate::ops::rnn::{rnn_layer, DirectionParams, RnnMode};
 use crate::rng::with_global;
+use crate::rnn::{RnnDims, Steps};
 use crate::{Error, Generator, Result, Tensor};
 
 /// The nonlinearity of an Elman [`Rnn`].

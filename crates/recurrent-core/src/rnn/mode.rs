@@ -1,7 +1,6 @@
-//! Device-neutral recurrent types: which recurrence a layer computes.
-//!
-//! Layer code, the autograd op and the Python bindings name a recurrence by [`RnnMode`]; the
-//! device kernels behind it are chosen from the mode in `backend`.
+//! Which recurrence a layer computes. Layer code, the autograd op and the Python bindings
+//! name a recurrence by [`RnnMode`]; the device kernels behind it are chosen from the mode in
+//! one place of each backend.
 
 /// Which recurrence a layer computes (PyTorch's `mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
