@@ -11,6 +11,9 @@ cargo test --release --workspace
 # The fuzz targets (fuzz/) are run by `cargo fuzz`; here they are compiled, so that a change
 # that breaks one fails the tests.
 cargo build --release -p recurrent-fuzz --bins
+# The `cuda` feature compiles the CUDA backend's stub; the device suite then checks that every
+# way of asking for a CUDA device is a clear error, and that the CPU still passes.
+cargo test --release -p recurrent --features cuda --test devices
 
 venv=${RECURRENT_VENV:-.venv}
 if [ ! -x "$venv/bin/python" ]; then

@@ -24,21 +24,63 @@ pub(crate) fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The memory behind a tensor. One variant per device backend.
-#[derive(Debug)]
+/// The memory behind a tensor, or a gradient: one variant per device backend.
+///
+/// The CPU's is a vector. With the `cuda` feature there is a CUDA variant, whose type has no
+/// values until the CUDA backend exists (so every match on it compiles and none can be
+/// reached); ops check the devices of their inputs before they touch memory.
+#[derive(Debug, Clone)]
 pub(crate) enum Storage {
     Cpu(Vec<f32>),
+    /// Made by the CUDA backend, once it exists (its type has no values yet).
+    #[cfg(feature = "cuda")]
+    #[allow(dead_code)]
+    Cuda(crate::backend::cuda::CudaStorage),
 }
 
 impl Storage {
+    /// Host memory: the values of a CPU storage.
     pub(crate) fn as_slice(&self) -> &[f32] {
         match self {
             Storage::Cpu(v) => v,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => c.unreachable(),
         }
     }
+
+    /// Host memory, to write.
     pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
         match self {
             Storage::Cpu(v) => v,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => c.unreachable(),
+        }
+    }
+
+    /// The CPU values, moved out (a CPU op's gradient).
+    pub(crate) fn into_host(self) -> Vec<f32> {
+        match self {
+            Storage::Cpu(v) => v,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => c.unreachable(),
+        }
+    }
+
+    /// Elements held.
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// `self += other`, elementwise, on their device (gradient accumulation).
+    pub(crate) fn add_assign(&mut self, other: &Storage) {
+        match (self, other) {
+            (Storage::Cpu(a), Storage::Cpu(b)) => {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+            }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(c), _) => c.unreachable(),
+            #[cfg(feature = "cuda")]
+            (_, Storage::Cuda(c)) => c.unreachable(),
         }
     }
 }
@@ -58,7 +100,8 @@ pub(crate) struct TensorImpl {
     /// Leaves only: whether gradients are accumulated into `grad`.
     leaf_requires_grad: bool,
     grad_fn: Option<GradFn>,
-    grad: Mutex<Option<Vec<f32>>>,
+    /// The accumulated gradient, on the tensor's device.
+    grad: Mutex<Option<Storage>>,
 }
 
 /// An `f32` tensor with reverse-mode automatic differentiation.
@@ -260,25 +303,37 @@ impl Tensor {
 
     // ----- gradients ----------------------------------------------------------------------
 
-    /// The accumulated gradient of a leaf, if any backward pass reached it.
+    /// The accumulated gradient of a leaf, if any backward pass reached it (a new tensor on
+    /// the same device).
     pub fn grad(&self) -> Option<Tensor> {
-        self.0
-            .grad
-            .lock()
-            .as_ref()
-            .map(|g| Tensor::from_vec_unchecked(g.clone(), self.0.shape.clone()))
+        self.0.grad.lock().as_ref().map(|g| Tensor {
+            0: Arc::new(TensorImpl {
+                id: next_id(),
+                shape: self.0.shape.clone(),
+                storage: Arc::new(RwLock::new(g.clone())),
+                device: self.0.device,
+                leaf_requires_grad: false,
+                grad_fn: None,
+                grad: Mutex::new(None),
+            }),
+        })
     }
 
-    /// Run `f` on the accumulated gradient without copying it.
+    /// Whether a backward pass has left a gradient here.
+    pub fn has_grad(&self) -> bool {
+        self.0.grad.lock().is_some()
+    }
+
+    /// Run `f` on the accumulated gradient's values without copying them (host memory: for
+    /// inspecting gradients of CPU tensors, as a progress bar does).
     pub fn with_grad<R>(&self, f: impl FnOnce(Option<&[f32]>) -> R) -> R {
         let g = self.0.grad.lock();
-        f(g.as_deref())
+        f(g.as_ref().map(Storage::as_slice))
     }
 
-    /// Run `f` on the accumulated gradient, mutably (for gradient clipping).
-    pub fn with_grad_mut<R>(&self, f: impl FnOnce(Option<&mut Vec<f32>>) -> R) -> R {
-        let mut g = self.0.grad.lock();
-        f(g.as_mut())
+    /// The accumulated gradient's storage, locked (for the optimiser and clipping ops).
+    pub(crate) fn grad_lock(&self) -> parking_lot::MutexGuard<'_, Option<Storage>> {
+        self.0.grad.lock()
     }
 
     /// Forget the accumulated gradient (PyTorch's `zero_grad(set_to_none=True)`).
@@ -293,14 +348,14 @@ impl Tensor {
                 return Err(Error::shape("grad", self.shape(), &[g.len()]));
             }
         }
-        *self.0.grad.lock() = grad;
+        *self.0.grad.lock() = grad.map(Storage::Cpu);
         Ok(())
     }
 
-    pub(crate) fn accumulate_grad(&self, g: Vec<f32>) {
+    pub(crate) fn accumulate_grad(&self, g: Storage) {
         let mut slot = self.0.grad.lock();
         match slot.as_mut() {
-            Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
+            Some(acc) => acc.add_assign(&g),
             None => *slot = Some(g),
         }
     }
@@ -316,7 +371,7 @@ impl Tensor {
         if grad.shape() != self.shape() {
             return Err(Error::shape("gradient", self.shape(), grad.shape()));
         }
-        autograd::backward(self, Some(grad.to_vec()))
+        autograd::backward(self, Some(grad.storage().read().clone()))
     }
 
     // ----- in-place updates (leaves only) -------------------------------------------------

@@ -137,7 +137,7 @@ fn shapes_products_and_lookups() {
         t[0].embedding(&[0, 1, 3, 0], &[2, 2], opts)
     });
     n += gradcheck("mul_mask", &[rand(&[5], 12)], &|t| {
-        t[0].mul_mask(&[0.0, 2.0, 2.0, 0.0, 2.0])
+        t[0].mul_mask(&Tensor::from_vec(vec![0.0, 2.0, 2.0, 0.0, 2.0], &[5])?)
     });
     // Packed pooling; values chosen so no maximum is within a finite-difference step of another.
     let packed = Tensor::from_vec(

@@ -370,8 +370,16 @@ fn inference_mode_records_nothing() {
 fn variational_masks_are_per_sequence_and_off_in_evaluation() {
     use recurrent::rnn::Steps;
     let steps = Steps::new(&[3, 2, 2, 1]).unwrap();
-    let m = recurrent::nn::sequence_mask(&steps, 4, 0.5, &mut Generator::new(1));
-    assert_eq!(m.len(), steps.total() * 4);
+    let m = recurrent::nn::sequence_mask(
+        &steps,
+        4,
+        0.5,
+        &mut Generator::new(1),
+        recurrent::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(m.shape(), &[steps.total(), 4]);
+    let m = m.to_vec();
     // Sequence r's mask row is the same at every step it runs.
     for t in 1..4 {
         for r in 0..steps.batch_size(t) {

@@ -14,7 +14,7 @@
 //! save nothing.
 
 use crate::error::{Error, Result};
-use crate::tensor::{SharedStorage, Tensor};
+use crate::tensor::{SharedStorage, Storage, Tensor};
 use parking_lot::Mutex;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -64,16 +64,16 @@ pub fn needs_grad(inputs: &[&Tensor]) -> bool {
     is_grad_enabled() && inputs.iter().any(|t| t.requires_grad_flag())
 }
 
+/// Gradients as they flow through the graph: one per output or input of a node, `None` for
+/// zero, each on its tensor's device.
+pub(crate) type GradStorage = Vec<Option<Storage>>;
+
 /// An op's backward: consumes its saved state.
-pub trait BackwardOp: Send + Sync {
+pub(crate) trait BackwardOp: Send + Sync {
     /// `grads[k]` is the gradient of output `k` (`None`: no gradient reached it, i.e. zero).
     /// Returns one entry per input (in the order the op listed its inputs); `needs[i]` says whether
     /// input `i` wants one, and an entry may be `None` when it does not.
-    fn backward(
-        self: Box<Self>,
-        grads: Vec<Option<Vec<f32>>>,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Vec<f32>>>>;
+    fn backward(self: Box<Self>, grads: GradStorage, needs: &[bool]) -> Result<GradStorage>;
 }
 
 /// A recorded op.
@@ -174,9 +174,9 @@ pub(crate) fn record_view(input: &Tensor, shape: Vec<usize>) -> Tensor {
     impl BackwardOp for ViewBackward {
         fn backward(
             self: Box<Self>,
-            mut grads: Vec<Option<Vec<f32>>>,
+            mut grads: GradStorage,
             _needs: &[bool],
-        ) -> Result<Vec<Option<Vec<f32>>>> {
+        ) -> Result<GradStorage> {
             Ok(vec![grads.pop().flatten()])
         }
     }
@@ -199,15 +199,15 @@ pub(crate) fn record_view(input: &Tensor, shape: Vec<usize>) -> Tensor {
     }
 }
 
-fn add_into(slot: &mut Option<Vec<f32>>, g: Vec<f32>) {
+fn add_into(slot: &mut Option<Storage>, g: Storage) {
     match slot {
-        Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
+        Some(acc) => acc.add_assign(&g),
         None => *slot = Some(g),
     }
 }
 
 /// Back-propagate from `root` (see [`Tensor::backward`]).
-pub(crate) fn backward(root: &Tensor, seed: Option<Vec<f32>>) -> Result<()> {
+pub(crate) fn backward(root: &Tensor, seed: Option<Storage>) -> Result<()> {
     if !root.requires_grad_flag() {
         return Err(Error::Autograd(
             "element 0 of tensors does not require grad and does not have a grad_fn".into(),
@@ -215,7 +215,7 @@ pub(crate) fn backward(root: &Tensor, seed: Option<Vec<f32>>) -> Result<()> {
     }
     let seed = match seed {
         Some(s) => s,
-        None if root.numel() == 1 => vec![1.0],
+        None if root.numel() == 1 => Storage::Cpu(vec![1.0]),
         None => {
             return Err(Error::Autograd(format!(
                 "grad can be implicitly created only for scalar outputs (got shape {:?})",
@@ -247,7 +247,7 @@ pub(crate) fn backward(root: &Tensor, seed: Option<Vec<f32>>) -> Result<()> {
     let mut order: Vec<u64> = nodes.keys().copied().collect();
     order.sort_unstable_by(|a, b| b.cmp(a));
 
-    let mut pending: HashMap<u64, Vec<Option<Vec<f32>>>> = HashMap::new();
+    let mut pending: HashMap<u64, GradStorage> = HashMap::new();
     let mut root_grads = vec![None; root_fn.node.num_outputs];
     root_grads[root_fn.index] = Some(seed);
     pending.insert(root_fn.node.id, root_grads);

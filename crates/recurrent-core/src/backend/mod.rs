@@ -6,6 +6,8 @@
 //! asking for a CUDA device returns [`crate::Error::DeviceUnavailable`].
 
 pub(crate) mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use crate::{Error, Result};
 
@@ -20,14 +22,33 @@ pub enum Device {
 }
 
 impl Device {
+    #[cfg(feature = "cuda")]
+    const CUDA_UNAVAILABLE: &'static str = cuda::UNAVAILABLE;
+    #[cfg(not(feature = "cuda"))]
+    const CUDA_UNAVAILABLE: &'static str =
+        "this build of recurrent has no CUDA backend (it was built without the `cuda` feature)";
+
+    /// The devices this build can run on now (the CPU, and a CUDA device once that backend
+    /// exists): what the device conformance tests iterate over.
+    ///
+    /// ```
+    /// use recurrent_core::Device;
+    /// assert_eq!(Device::available()[0], Device::Cpu);
+    /// ```
+    pub fn available() -> Vec<Device> {
+        [Device::Cpu, Device::Cuda(0)]
+            .into_iter()
+            .filter(|d| d.check_available().is_ok())
+            .collect()
+    }
+
     /// Check that this build can use the device.
     pub fn check_available(self) -> Result<()> {
         match self {
             Device::Cpu => Ok(()),
             Device::Cuda(i) => Err(Error::DeviceUnavailable {
                 device: format!("cuda:{i}"),
-                reason: "this build of recurrent has no CUDA backend (the `cuda` feature is not implemented yet)"
-                    .into(),
+                reason: Self::CUDA_UNAVAILABLE.into(),
             }),
         }
     }

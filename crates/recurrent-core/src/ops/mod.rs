@@ -11,17 +11,35 @@ pub mod elementwise;
 pub mod embedding;
 pub mod loss;
 pub mod matmul;
+pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod rnn;
 pub mod shape;
 
-use crate::autograd::BackwardOp;
+use crate::autograd::{BackwardOp, GradStorage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// Gradients in, gradients out: see [`BackwardOp::backward`].
+/// Gradients in, gradients out, in host memory: what the backward of a CPU op computes with
+/// (see [`BackwardOp::backward`], which passes them as device storage).
 pub(crate) type Grads = Vec<Option<Vec<f32>>>;
+
+/// The gradients of a node, as the CPU ops compute with them.
+pub(crate) fn host_grads(grads: GradStorage) -> Grads {
+    grads
+        .into_iter()
+        .map(|g| g.map(crate::tensor::Storage::into_host))
+        .collect()
+}
+
+/// CPU gradients, as the graph carries them.
+pub(crate) fn storage_grads(grads: Grads) -> GradStorage {
+    grads
+        .into_iter()
+        .map(|g| g.map(crate::tensor::Storage::Cpu))
+        .collect()
+}
 
 struct FnBackward<F>(F);
 
@@ -29,8 +47,8 @@ impl<F> BackwardOp for FnBackward<F>
 where
     F: FnOnce(Grads, &[bool]) -> Result<Grads> + Send + Sync,
 {
-    fn backward(self: Box<Self>, grads: Grads, needs: &[bool]) -> Result<Grads> {
-        (self.0)(grads, needs)
+    fn backward(self: Box<Self>, grads: GradStorage, needs: &[bool]) -> Result<GradStorage> {
+        (self.0)(host_grads(grads), needs).map(storage_grads)
     }
 }
 

@@ -10,8 +10,8 @@
 //! This op takes the packed layout (`x: [N, I]` plus batch sizes); turning batch-first,
 //! padded or unbatched input into it, and sorting, is the `nn` layer's job.
 
-use super::Grads;
-use crate::autograd::{needs_grad, record_shared, BackwardOp};
+use super::{host_grads, storage_grads, Grads};
+use crate::autograd::{needs_grad, record_shared, BackwardOp, GradStorage};
 use crate::error::{Error, Result};
 use crate::rnn::host::{
     layer_backward, layer_forward, LayerArgs, LayerGrads, LayerSaved, RnnGrads, RnnWeights,
@@ -35,7 +35,7 @@ pub struct DirectionParams<'a> {
     pub w_hr: Option<&'a Tensor>,
     /// Variational dropout on the recurrent input: `[B, P]`, one mask row per sequence (in the
     /// packed, length-sorted order), the same at every step; `None` for none.
-    pub h_mask: Option<&'a [f32]>,
+    pub h_mask: Option<&'a Tensor>,
 }
 
 impl<'a> DirectionParams<'a> {
@@ -112,8 +112,8 @@ pub fn rnn_layer(
     for (k, dp) in dirs.iter().enumerate() {
         let sfx = if k == 1 { "_reverse" } else { "" };
         if let Some(m) = dp.h_mask {
-            if m.len() != b * p {
-                return Err(Error::shape(format!("h_mask{sfx}"), &[b, p], &[m.len()]));
+            if m.numel() != b * p {
+                return Err(Error::shape(format!("h_mask{sfx}"), &[b, p], m.shape()));
             }
         }
         check_shape(&format!("weight_ih{sfx}"), dp.w_ih, &[g, i_size])?;
@@ -161,11 +161,13 @@ pub fn rnn_layer(
             .iter()
             .map(|dp| dp.tensors().map(|t| t.map(Tensor::data)))
             .collect();
+        let mask_guards: Vec<Option<DataRef<'_>>> =
+            dirs.iter().map(|dp| dp.h_mask.map(Tensor::data)).collect();
         let weights: Vec<RnnWeights<'_, f32>> = guards
             .iter()
-            .zip(dirs)
-            .map(|(g, dp)| RnnWeights {
-                h_mask: dp.h_mask,
+            .zip(&mask_guards)
+            .map(|(g, m)| RnnWeights {
+                h_mask: m.as_deref(),
                 ..weights_of(g)
             })
             .collect();
@@ -197,7 +199,7 @@ pub fn rnn_layer(
             out: out_storage.clone(),
             masks: dirs
                 .iter()
-                .map(|dp| dp.h_mask.map(<[f32]>::to_vec))
+                .map(|dp| dp.h_mask.map(Tensor::detach))
                 .collect(),
             saved: saved.expect("saved in training"),
         }) as Box<dyn BackwardOp>
@@ -241,12 +243,13 @@ struct RnnBackward {
     c0: Option<Tensor>,
     params: Vec<[Option<Tensor>; 5]>,
     out: SharedStorage,
-    masks: Vec<Option<Vec<f32>>>,
+    masks: Vec<Option<Tensor>>,
     saved: LayerSaved<f32>,
 }
 
 impl BackwardOp for RnnBackward {
-    fn backward(self: Box<Self>, grads: Grads, needs: &[bool]) -> Result<Grads> {
+    fn backward(self: Box<Self>, grads: GradStorage, needs: &[bool]) -> Result<GradStorage> {
+        let grads = host_grads(grads);
         let RnnBackward {
             mode,
             dims,
@@ -295,9 +298,11 @@ impl BackwardOp for RnnBackward {
                 .iter()
                 .map(|ps| ps.each_ref().map(|t| t.as_ref().map(Tensor::data)))
                 .collect();
+            let mask_guards: Vec<Option<DataRef<'_>>> =
+                masks.iter().map(|m| m.as_ref().map(Tensor::data)).collect();
             let weights: Vec<RnnWeights<'_, f32>> = guards
                 .iter()
-                .zip(&masks)
+                .zip(&mask_guards)
                 .map(|(g, m)| RnnWeights {
                     h_mask: m.as_deref(),
                     ..weights_of(g)
@@ -348,6 +353,6 @@ impl BackwardOp for RnnBackward {
                 }
             }
         }
-        Ok(res)
+        Ok(storage_grads(res))
     }
 }

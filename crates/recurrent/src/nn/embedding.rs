@@ -3,7 +3,7 @@
 use super::init;
 use super::module::Module;
 use crate::rng::with_global;
-use crate::{EmbeddingOptions, Error, Generator, Result, Tensor};
+use crate::{Device, EmbeddingOptions, Error, Generator, Result, Tensor};
 
 /// Configuration of an [`Embedding`] (PyTorch's arguments).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -20,6 +20,8 @@ pub struct EmbeddingConfig {
     pub norm_type: f32,
     /// Scale gradients by the inverse frequency of each id in the batch.
     pub scale_grad_by_freq: bool,
+    /// Where the weight lives (default the CPU).
+    pub device: Device,
 }
 
 impl EmbeddingConfig {
@@ -32,7 +34,14 @@ impl EmbeddingConfig {
             max_norm: None,
             norm_type: 2.0,
             scale_grad_by_freq: false,
+            device: Device::Cpu,
         }
+    }
+
+    /// Put the weight on `device` (an error at `init` when this build cannot use it).
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
     }
 
     /// Set `padding_idx`.
@@ -71,13 +80,15 @@ impl EmbeddingConfig {
     /// Build with `N(0, 1)` weights (padding row zero) drawn from `rng`.
     pub fn init_with(&self, rng: &mut Generator) -> Result<Embedding> {
         self.validate()?;
+        self.device.check_available()?;
         Ok(Embedding {
             weight: init::embedding_normal(
                 self.num_embeddings,
                 self.embedding_dim,
                 self.padding_idx,
                 rng,
-            )?,
+            )?
+            .to_device(self.device)?,
             config: *self,
         })
     }

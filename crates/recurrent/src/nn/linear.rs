@@ -3,7 +3,7 @@
 use super::init;
 use super::module::Module;
 use crate::rng::with_global;
-use crate::{Error, Generator, Result, Tensor};
+use crate::{Device, Error, Generator, Result, Tensor};
 
 /// Configuration of a [`Linear`] layer (PyTorch's arguments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub struct LinearConfig {
     pub out_features: usize,
     /// Whether to learn an additive bias (default true).
     pub bias: bool,
+    /// Where the parameters live (default the CPU).
+    pub device: Device,
 }
 
 impl LinearConfig {
@@ -23,12 +25,26 @@ impl LinearConfig {
             in_features,
             out_features,
             bias: true,
+            device: Device::Cpu,
         }
     }
 
     /// Set `bias`.
     pub fn with_bias(mut self, bias: bool) -> Self {
         self.bias = bias;
+        self
+    }
+
+    /// Put the parameters on `device` (an error at `init` when this build cannot use it).
+    ///
+    /// ```
+    /// use recurrent::nn::LinearConfig;
+    /// use recurrent::Device;
+    /// assert!(LinearConfig::new(3, 2).with_device(Device::Cpu).init().is_ok());
+    /// assert!(LinearConfig::new(3, 2).with_device(Device::Cuda(0)).init().is_err());
+    /// ```
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
         self
     }
 
@@ -39,9 +55,14 @@ impl LinearConfig {
 
     /// Build with PyTorch's default initialisation drawn from `rng`.
     pub fn init_with(&self, rng: &mut Generator) -> Result<Linear> {
-        let weight = init::kaiming_uniform_linear(self.out_features, self.in_features, rng)?;
+        self.device.check_available()?;
+        let weight = init::kaiming_uniform_linear(self.out_features, self.in_features, rng)?
+            .to_device(self.device)?;
         let bias = if self.bias {
-            Some(init::linear_bias(self.out_features, self.in_features, rng)?)
+            Some(
+                init::linear_bias(self.out_features, self.in_features, rng)?
+                    .to_device(self.device)?,
+            )
         } else {
             None
         };

@@ -1,6 +1,7 @@
 //! Adam and AdamW (`torch.optim.Adam`, `torch.optim.AdamW`), with `amsgrad` and `maximize`.
 
 use super::{check_non_negative, Buffers, Optimizer, OptimizerState};
+use crate::ops::optim::{adam_update, AdamUpdate};
 use crate::{Error, Result, Tensor};
 
 /// The arguments of Adam/AdamW with PyTorch's defaults.
@@ -104,54 +105,23 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
         let c = self.cfg;
-        let (b1, b2) = c.betas;
         for (i, p) in self.params.iter().enumerate() {
-            let Some(mut g) = p.with_grad(|g| g.map(<[f32]>::to_vec)) else {
+            if !p.has_grad() {
                 continue;
-            };
-            if c.maximize {
-                g.iter_mut().for_each(|v| *v = -*v);
             }
-            p.update_data(|w| {
-                let (b, step) = self.bufs.get(i, w.len());
-                *step += 1;
-                let t = *step as f64;
-                if c.weight_decay != 0.0 {
-                    if c.decoupled_weight_decay {
-                        let f = (1.0 - c.lr * c.weight_decay) as f32;
-                        w.iter_mut().for_each(|w| *w *= f);
-                    } else {
-                        let wd = c.weight_decay as f32;
-                        g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
-                    }
-                }
-                let bias_correction1 = 1.0 - b1.powf(t);
-                let bias_correction2 = 1.0 - b2.powf(t);
-                let step_size = (c.lr / bias_correction1) as f32;
-                let bc2_sqrt = bias_correction2.sqrt() as f32;
-                let (w1, b2f, w2, eps) = (
-                    (1.0 - b1) as f32,
-                    b2 as f32,
-                    (1.0 - b2) as f32,
-                    c.eps as f32,
-                );
-                let [m, v, vmax] = b else {
-                    unreachable!("three buffers")
-                };
-                for k in 0..w.len() {
-                    let gk = g[k];
-                    m[k] += w1 * (gk - m[k]);
-                    v[k] = v[k] * b2f + w2 * gk * gk;
-                    let vhat = if c.amsgrad {
-                        vmax[k] = vmax[k].max(v[k]);
-                        vmax[k]
-                    } else {
-                        v[k]
-                    };
-                    let denom = vhat.sqrt() / bc2_sqrt + eps;
-                    w[k] += -step_size * m[k] / denom;
-                }
-            })?;
+            let (b, step) = self.bufs.get(i, p)?;
+            *step += 1;
+            let u = AdamUpdate {
+                lr: c.lr,
+                betas: c.betas,
+                eps: c.eps,
+                weight_decay: c.weight_decay,
+                decoupled_weight_decay: c.decoupled_weight_decay,
+                amsgrad: c.amsgrad,
+                maximize: c.maximize,
+                step: *step,
+            };
+            adam_update(p, [&b[0], &b[1], &b[2]], &u)?;
         }
         Ok(())
     }

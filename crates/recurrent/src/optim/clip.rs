@@ -1,5 +1,6 @@
 //! Gradient clipping (`torch.nn.utils.clip_grad_norm_`, `clip_grad_value_`).
 
+use crate::ops::optim::{clamp_grad, grad_norm_of, scale_grad};
 use crate::{Error, Result, Tensor};
 
 /// The `norm_type`-norm of all gradients together (the norm of the per-parameter norms), as
@@ -8,29 +9,7 @@ use crate::{Error, Result, Tensor};
 pub fn grad_norm(params: &[Tensor], norm_type: f64) -> f64 {
     let norms: Vec<f64> = params
         .iter()
-        .filter_map(|p| {
-            p.with_grad(|g| {
-                g.map(|g| {
-                    if norm_type.is_infinite() {
-                        g.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()))
-                    } else if norm_type == 2.0 {
-                        // The common case without a `pow` per element (measured: `powf` over
-                        // the IMDB model's 2.9M gradients was 2.5% of a training step).
-                        g.iter()
-                            .map(|&v| (v as f64) * (v as f64))
-                            .sum::<f64>()
-                            .sqrt()
-                    } else if norm_type == 1.0 {
-                        g.iter().map(|&v| (v as f64).abs()).sum::<f64>()
-                    } else {
-                        g.iter()
-                            .map(|&v| (v as f64).abs().powf(norm_type))
-                            .sum::<f64>()
-                            .powf(1.0 / norm_type)
-                    }
-                })
-            })
-        })
+        .filter_map(|p| grad_norm_of(p, norm_type))
         .collect();
     if norm_type.is_infinite() {
         norms.iter().fold(0.0, |m, &v| m.max(v))
@@ -64,11 +43,7 @@ pub fn clip_grad_norm(
     let coef = (max_norm / (total + 1e-6)).min(1.0) as f32;
     if coef < 1.0 || coef.is_nan() {
         for p in params {
-            p.with_grad_mut(|g| {
-                if let Some(g) = g {
-                    g.iter_mut().for_each(|v| *v *= coef);
-                }
-            });
+            scale_grad(p, coef);
         }
     }
     Ok(total)
@@ -77,11 +52,6 @@ pub fn clip_grad_norm(
 /// Clamp every gradient element to `[-clip_value, clip_value]`.
 pub fn clip_grad_value(params: &[Tensor], clip_value: f32) {
     for p in params {
-        p.with_grad_mut(|g| {
-            if let Some(g) = g {
-                g.iter_mut()
-                    .for_each(|v| *v = v.clamp(-clip_value, clip_value));
-            }
-        });
+        clamp_grad(p, clip_value);
     }
 }

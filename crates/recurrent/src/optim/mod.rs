@@ -4,7 +4,9 @@
 //! An optimiser holds handles to the parameters (as `torch.optim` does) and updates them in
 //! place from their accumulated gradients; parameters without a gradient are skipped. One
 //! parameter group per optimiser (PyTorch's per-group options are not supported: build one
-//! optimiser per group instead).
+//! optimiser per group instead). The state buffers are tensors on each parameter's device,
+//! and the updates are ops (`recurrent_core::ops::optim`), so an optimiser runs wherever its
+//! parameters live.
 
 pub mod adam;
 pub mod clip;
@@ -62,12 +64,13 @@ pub(crate) fn check_non_negative(what: &str, v: f64) -> Result<()> {
     Ok(())
 }
 
-/// Per-parameter buffers that are created on the first step (as PyTorch's lazy state).
+/// Per-parameter buffers that are created on the first step (as PyTorch's lazy state): tensors
+/// of the parameter's shape on its device.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Buffers {
     names: Vec<&'static str>,
     /// `bufs[param][k]` for buffer name `names[k]`; empty until the first step.
-    bufs: Vec<Vec<Vec<f32>>>,
+    bufs: Vec<Vec<Tensor>>,
     steps: Vec<u64>,
 }
 
@@ -80,12 +83,15 @@ impl Buffers {
         }
     }
 
-    /// Buffers of parameter `i` (created zeroed with `len` elements if absent) and its step.
-    pub(crate) fn get(&mut self, i: usize, len: usize) -> (&mut [Vec<f32>], &mut u64) {
+    /// Buffers of parameter `p` (index `i`; created zeroed on its device if absent) and its
+    /// step count.
+    pub(crate) fn get(&mut self, i: usize, p: &Tensor) -> Result<(&[Tensor], &mut u64)> {
         if self.bufs[i].is_empty() {
-            self.bufs[i] = vec![vec![0.0; len]; self.names.len()];
+            self.bufs[i] = (0..self.names.len())
+                .map(|_| Tensor::zeros(p.shape())?.to_device(p.device()))
+                .collect::<Result<_>>()?;
         }
-        (&mut self.bufs[i], &mut self.steps[i])
+        Ok((&self.bufs[i], &mut self.steps[i]))
     }
 
     pub(crate) fn is_initialised(&self, i: usize) -> bool {
@@ -103,7 +109,7 @@ impl Buffers {
             }
             for (k, b) in bs.iter().enumerate() {
                 st.buffers
-                    .push((format!("{i}.{}", self.names[k]), b.clone()));
+                    .push((format!("{i}.{}", self.names[k]), b.to_vec()));
             }
             st.steps.push((i, self.steps[i]));
         }
@@ -138,7 +144,7 @@ impl Buffers {
                     ),
                 ));
             }
-            fresh.get(i, p.numel()).0[k] = values.clone();
+            fresh.get(i, p)?.0[k].copy_from(values)?;
         }
         for &(i, s) in &st.steps {
             if i >= params.len() {

@@ -1,6 +1,7 @@
 //! RMSprop (`torch.optim.RMSprop`) with momentum and the centred variant.
 
 use super::{check_non_negative, Buffers, Optimizer, OptimizerState};
+use crate::ops::optim::{rmsprop_update, RmsPropUpdate};
 use crate::{Result, Tensor};
 
 /// `torch.optim.RMSprop`'s arguments and defaults.
@@ -71,46 +72,22 @@ impl RmsProp {
 impl Optimizer for RmsProp {
     fn step(&mut self) -> Result<()> {
         let c = self.cfg;
-        let (lr, alpha, eps, wd, mom) = (
-            c.lr as f32,
-            c.alpha as f32,
-            c.eps as f32,
-            c.weight_decay as f32,
-            c.momentum as f32,
-        );
+        let u = RmsPropUpdate {
+            lr: c.lr,
+            alpha: c.alpha,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            momentum: c.momentum,
+            centered: c.centered,
+            maximize: c.maximize,
+        };
         for (i, p) in self.params.iter().enumerate() {
-            let Some(mut g) = p.with_grad(|g| g.map(<[f32]>::to_vec)) else {
+            if !p.has_grad() {
                 continue;
-            };
-            if c.maximize {
-                g.iter_mut().for_each(|v| *v = -*v);
             }
-            p.update_data(|w| {
-                let (b, step) = self.bufs.get(i, w.len());
-                *step += 1;
-                let [sq, buf, gavg] = b else {
-                    unreachable!("three buffers")
-                };
-                for k in 0..w.len() {
-                    let mut gk = g[k];
-                    if wd != 0.0 {
-                        gk += wd * w[k];
-                    }
-                    sq[k] = sq[k] * alpha + (1.0 - alpha) * gk * gk;
-                    let avg = if c.centered {
-                        gavg[k] += (1.0 - alpha) * (gk - gavg[k]);
-                        (sq[k] - gavg[k] * gavg[k]).sqrt() + eps
-                    } else {
-                        sq[k].sqrt() + eps
-                    };
-                    if mom > 0.0 {
-                        buf[k] = buf[k] * mom + gk / avg;
-                        w[k] += -lr * buf[k];
-                    } else {
-                        w[k] += -lr * gk / avg;
-                    }
-                }
-            })?;
+            let (b, step) = self.bufs.get(i, p)?;
+            *step += 1;
+            rmsprop_update(p, [&b[0], &b[1], &b[2]], &u)?;
         }
         Ok(())
     }

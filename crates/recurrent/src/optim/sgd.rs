@@ -2,6 +2,7 @@
 //! (`torch.optim.SGD`).
 
 use super::{check_non_negative, Buffers, Optimizer, OptimizerState};
+use crate::ops::optim::{sgd_update, SgdUpdate};
 use crate::{Error, Result, Tensor};
 
 /// `torch.optim.SGD`'s arguments and defaults (`lr` 1e-3).
@@ -72,44 +73,27 @@ impl Sgd {
 impl Optimizer for Sgd {
     fn step(&mut self) -> Result<()> {
         let c = self.cfg;
-        let (lr, mom, damp, wd) = (
-            c.lr as f32,
-            c.momentum as f32,
-            c.dampening as f32,
-            c.weight_decay as f32,
-        );
         for (i, p) in self.params.iter().enumerate() {
-            let Some(mut g) = p.with_grad(|g| g.map(<[f32]>::to_vec)) else {
+            if !p.has_grad() {
                 continue;
-            };
-            if c.maximize {
-                g.iter_mut().for_each(|v| *v = -*v);
             }
             let first = !self.bufs.is_initialised(i);
-            p.update_data(|w| {
-                if wd != 0.0 {
-                    g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
-                }
-                if mom != 0.0 {
-                    let (b, _) = self.bufs.get(i, w.len());
-                    let buf = &mut b[0];
-                    if first {
-                        buf.copy_from_slice(&g);
-                    } else {
-                        buf.iter_mut()
-                            .zip(&g)
-                            .for_each(|(b, &g)| *b = *b * mom + (1.0 - damp) * g);
-                    }
-                    if c.nesterov {
-                        g.iter_mut()
-                            .zip(buf.iter())
-                            .for_each(|(g, &b)| *g += mom * b);
-                    } else {
-                        g.copy_from_slice(buf);
-                    }
-                }
-                w.iter_mut().zip(&g).for_each(|(w, &g)| *w += -lr * g);
-            })?;
+            let u = SgdUpdate {
+                lr: c.lr,
+                momentum: c.momentum,
+                dampening: c.dampening,
+                weight_decay: c.weight_decay,
+                nesterov: c.nesterov,
+                maximize: c.maximize,
+                first,
+            };
+            // The momentum buffer exists only with momentum (as PyTorch's state).
+            let buf = if c.momentum != 0.0 {
+                Some(self.bufs.get(i, p)?.0[0].clone())
+            } else {
+                None
+            };
+            sgd_update(p, buf.as_ref(), &u)?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use crate::nn::module::Module;
 use crate::ops::rnn::{rnn_layer, DirectionParams, RnnMode};
 use crate::rng::with_global;
 use crate::rnn::{RnnDims, Steps};
-use crate::{Error, Generator, Result, Tensor};
+use crate::{Device, Error, Generator, Result, Tensor};
 
 /// Configuration of a cell: `CellConfig::new(input_size, hidden_size)`, then `lstm()`,
 /// `gru()` or `rnn()`.
@@ -22,6 +22,8 @@ pub struct CellConfig {
     pub bias: bool,
     /// The Elman cell's nonlinearity (ignored by LSTM and GRU cells).
     pub nonlinearity: Nonlinearity,
+    /// Where the parameters live (default the CPU).
+    pub device: Device,
 }
 
 impl CellConfig {
@@ -32,7 +34,15 @@ impl CellConfig {
             hidden_size,
             bias: true,
             nonlinearity: Nonlinearity::Tanh,
+            device: Device::Cpu,
         }
+    }
+
+    /// Put the parameters on `device` (an error when the cell is built, if this build cannot
+    /// use it).
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
     }
 
     /// Set `bias`.
@@ -53,13 +63,15 @@ impl CellConfig {
                 "input_size and hidden_size must be greater than zero",
             ));
         }
+        self.device.check_available()?;
         let (g, h) = (mode.gate_multiplier() * self.hidden_size, self.hidden_size);
-        let w_ih = init::rnn_uniform(&[g, self.input_size], h, rng)?;
-        let w_hh = init::rnn_uniform(&[g, h], h, rng)?;
+        let dev = self.device;
+        let w_ih = init::rnn_uniform(&[g, self.input_size], h, rng)?.to_device(dev)?;
+        let w_hh = init::rnn_uniform(&[g, h], h, rng)?.to_device(dev)?;
         let (b_ih, b_hh) = if self.bias {
             (
-                Some(init::rnn_uniform(&[g], h, rng)?),
-                Some(init::rnn_uniform(&[g], h, rng)?),
+                Some(init::rnn_uniform(&[g], h, rng)?.to_device(dev)?),
+                Some(init::rnn_uniform(&[g], h, rng)?.to_device(dev)?),
             )
         } else {
             (None, None)

@@ -12,7 +12,7 @@ use crate::ops::dropout::dropout_mask;
 use crate::ops::rnn::{rnn_layer, DirectionParams, RnnMode};
 use crate::rng::with_global;
 use crate::rnn::{RnnDims, Steps};
-use crate::{Error, Generator, Result, Tensor};
+use crate::{Device, Error, Generator, Result, Tensor};
 
 /// The nonlinearity of an Elman [`Rnn`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,6 +72,8 @@ pub struct RnnOptions {
     /// DropConnect on `W_hh` (AWD-LSTM's "weight drop"; not in PyTorch; 0 by default): each
     /// training forward uses `W_hh ⊙ M / (1 - p)` with a fresh Bernoulli mask `M`.
     pub weight_drop: f64,
+    /// Where the parameters live (default the CPU).
+    pub device: Device,
 }
 
 impl RnnOptions {
@@ -87,6 +89,7 @@ impl RnnOptions {
             bidirectional: false,
             variational: VariationalDropout::default(),
             weight_drop: 0.0,
+            device: Device::Cpu,
         }
     }
 }
@@ -146,6 +149,11 @@ macro_rules! rnn_config {
             /// DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop; not in PyTorch).
             pub fn with_weight_drop(mut self, p: f64) -> Self {
                 self.options.weight_drop = p;
+                self
+            }
+            /// Put the parameters on `device` (an error at `init` when this build cannot use it).
+            pub fn with_device(mut self, device: Device) -> Self {
+                self.options.device = device;
                 self
             }
             /// Build with PyTorch's initialisation from the process-wide generator.
@@ -212,15 +220,21 @@ impl GruConfig {
     }
 }
 
-/// A variational dropout mask for packed rows `[N, F]`: one `[F]` mask per sequence (drawn
-/// once), repeated at every step of that sequence.
-pub fn sequence_mask(steps: &Steps, f: usize, p: f32, g: &mut Generator) -> Vec<f32> {
-    let per_seq = dropout_mask(steps.batch() * f, p, g);
+/// A variational dropout mask for packed rows `[N, F]` on `device`: one `[F]` mask per
+/// sequence (drawn once), repeated at every step of that sequence.
+pub fn sequence_mask(
+    steps: &Steps,
+    f: usize,
+    p: f32,
+    g: &mut Generator,
+    device: Device,
+) -> Result<Tensor> {
+    let per_seq = dropout_mask(&[steps.batch(), f], p, g, Device::Cpu)?.to_vec();
     let mut out = Vec::with_capacity(steps.total() * f);
     for t in 0..steps.len() {
         out.extend_from_slice(&per_seq[..steps.batch_size(t) * f]);
     }
-    out
+    Tensor::from_vec(out, &[steps.total(), f])?.to_device(device)
 }
 
 /// The parameters of one direction of one layer.
@@ -242,7 +256,7 @@ impl LayerParams {
     fn as_direction<'a>(
         &'a self,
         w_hh: Option<&'a Tensor>,
-        h_mask: Option<&'a [f32]>,
+        h_mask: Option<&'a Tensor>,
     ) -> DirectionParams<'a> {
         DirectionParams {
             w_ih: &self.w_ih,
@@ -315,6 +329,7 @@ impl RnnBase {
                 "proj_size has to be smaller than hidden_size",
             ));
         }
+        o.device.check_available()?;
         let g = mode.gate_multiplier() * o.hidden_size;
         let p = if proj_size > 0 {
             proj_size
@@ -344,12 +359,13 @@ impl RnnBase {
                 } else {
                     None
                 };
+                let dev = |t: Tensor| t.to_device(o.device);
                 ds.push(LayerParams {
-                    w_ih,
-                    w_hh,
-                    b_ih,
-                    b_hh,
-                    w_hr,
+                    w_ih: dev(w_ih)?,
+                    w_hh: dev(w_hh)?,
+                    b_ih: b_ih.map(dev).transpose()?,
+                    b_hh: b_hh.map(dev).transpose()?,
+                    w_hr: w_hr.map(dev).transpose()?,
                 });
             }
             layers.push(ds);
@@ -512,26 +528,36 @@ impl RnnBase {
             let train = self.training;
             let v = self.options.variational;
             let p_out = self.out_size();
+            let dev = x.device();
             if train && v.input > 0.0 {
-                x = x.mul_mask(&with_global(|g| {
-                    sequence_mask(steps, dims.input_size, v.input as f32, g)
-                }))?;
+                let m =
+                    with_global(|g| sequence_mask(steps, dims.input_size, v.input as f32, g, dev))?;
+                x = x.mul_mask(&m)?;
             }
-            let state_masks: Vec<Option<Vec<f32>>> = (0..d)
+            let state_masks: Vec<Option<Tensor>> = (0..d)
                 .map(|_| {
-                    (train && v.state > 0.0).then(|| {
-                        with_global(|g| dropout_mask(steps.batch() * p_out, v.state as f32, g))
-                    })
+                    (train && v.state > 0.0)
+                        .then(|| {
+                            with_global(|g| {
+                                dropout_mask(&[steps.batch(), p_out], v.state as f32, g, dev)
+                            })
+                        })
+                        .transpose()
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             let dropped: Vec<Option<Tensor>> = dirs
                 .iter()
                 .map(|lp| {
                     (train && self.options.weight_drop > 0.0)
                         .then(|| {
                             let m = with_global(|g| {
-                                dropout_mask(lp.w_hh.numel(), self.options.weight_drop as f32, g)
-                            });
+                                dropout_mask(
+                                    lp.w_hh.shape(),
+                                    self.options.weight_drop as f32,
+                                    g,
+                                    lp.w_hh.device(),
+                                )
+                            })?;
                             lp.w_hh.mul_mask(&m)
                         })
                         .transpose()
@@ -541,14 +567,13 @@ impl RnnBase {
                 .iter()
                 .zip(&dropped)
                 .zip(&state_masks)
-                .map(|((lp, w), m)| lp.as_direction(w.as_ref(), m.as_deref()))
+                .map(|((lp, w), m)| lp.as_direction(w.as_ref(), m.as_ref()))
                 .collect();
             let r = rnn_layer(self.mode, &x, steps, &h0_k, c0_k.as_ref(), &params, dims)?;
             x = r.output;
             if train && v.output > 0.0 {
-                x = x.mul_mask(&with_global(|g| {
-                    sequence_mask(steps, d * p_out, v.output as f32, g)
-                }))?;
+                let m = with_global(|g| sequence_mask(steps, d * p_out, v.output as f32, g, dev))?;
+                x = x.mul_mask(&m)?;
             }
             if self.training && self.options.dropout > 0.0 && k + 1 < nl {
                 let p = self.options.dropout as f32;

@@ -169,6 +169,12 @@ impl RecurrentConfig {
         self
     }
 
+    /// Put the parameters on `device` (an error at `init` when this build cannot use it).
+    pub fn with_device(mut self, device: crate::Device) -> Self {
+        self.options.device = device;
+        self
+    }
+
     /// Set `proj_size` (LSTM only; an error for another mode at `init`).
     pub fn with_proj_size(mut self, p: usize) -> Self {
         self.proj_size = p;
