@@ -306,8 +306,8 @@ impl Tensor {
     /// The accumulated gradient of a leaf, if any backward pass reached it (a new tensor on
     /// the same device).
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.lock().as_ref().map(|g| Tensor {
-            0: Arc::new(TensorImpl {
+        self.0.grad.lock().as_ref().map(|g| {
+            Tensor(Arc::new(TensorImpl {
                 id: next_id(),
                 shape: self.0.shape.clone(),
                 storage: Arc::new(RwLock::new(g.clone())),
@@ -315,7 +315,7 @@ impl Tensor {
                 leaf_requires_grad: false,
                 grad_fn: None,
                 grad: Mutex::new(None),
-            }),
+            }))
         })
     }
 
