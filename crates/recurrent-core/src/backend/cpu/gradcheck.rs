@@ -6,7 +6,7 @@
 //! thread or split into slices, and a layer-direction run forward equals the reverse
 //! direction run on the reversed sequence.
 
-use super::cell::RnnWeights;
+use super::cell::{CellKernel, RnnWeights};
 use super::gemm::MatRef;
 use super::layer::with_kernel;
 use super::rows::{RowBlock, RowsRef};
@@ -129,8 +129,20 @@ impl Problem {
         }
     }
 
-    /// Run forward (and, with upstream gradients, backward) with `max_slices` threads.
+    /// Run forward (and, with upstream gradients, backward) with `max_slices` threads, with
+    /// the kernel of the problem's mode.
     pub fn run(&self, upstream: Option<&Outputs>, max_slices: usize) -> (Outputs, Grads) {
+        with_kernel!(self.kind, self.weights(), self.dims, |kernel| self
+            .run_kernel(kernel, upstream, max_slices))
+    }
+
+    /// [`Problem::run`] with any kernel (the problem's mode then only sizes the weights).
+    pub fn run_kernel<K: CellKernel<f64>>(
+        &self,
+        kernel: &K,
+        upstream: Option<&Outputs>,
+        max_slices: usize,
+    ) -> (Outputs, Grads) {
         let (i, h, p) = (
             self.dims.input_size,
             self.dims.hidden_size,
@@ -138,12 +150,10 @@ impl Problem {
         );
         let n = self.steps.total();
         let b = self.steps.batch();
-        let w = self.weights();
         let x = MatRef::new(&self.x, n, i);
         let mut out = vec![0.0; n * p];
         let mut h_n = vec![0.0; b * p];
-        let mut c_n = vec![0.0; if self.kind.has_cell_state() { b * h } else { 0 }];
-        let mut grads = Grads::default();
+        let mut c_n = vec![0.0; if kernel.cell_width() > 0 { b * h } else { 0 }];
         let want_grad = upstream.is_some();
         let mut gx = vec![0.0; n * i];
         let mut gp: [Vec<f64>; 5] = std::array::from_fn(|k| vec![0.0; self.params[k].len()]);
@@ -162,60 +172,60 @@ impl Problem {
                 w_hr: opt(g4),
             };
             let reverse = self.reverse;
-            with_kernel!(self.kind, w, self.dims, |kernel| {
-                let saved = scan::forward(
+            let saved = scan::forward(
+                kernel,
+                &RowBlock::new(&mut out, p),
+                &mut h_n,
+                &mut c_n,
+                x,
+                &self.h0,
+                &self.c0,
+                &self.steps,
+                reverse,
+                max_slices,
+                want_grad,
+            );
+            if let Some(up) = upstream {
+                let dout = RowsRef::new(&up.out, p);
+                let out_r = RowsRef::new(&out, p);
+                let time = scan::backward(
                     kernel,
-                    &RowBlock::new(&mut out, p),
-                    &mut h_n,
-                    &mut c_n,
-                    x,
+                    &mut dh0,
+                    &mut dc0,
+                    Some(&dout),
+                    Some(&up.h_n),
+                    Some(&up.c_n).filter(|c| !c.is_empty()).map(|c| &c[..]),
+                    saved.expect("saved in training"),
+                    &out_r,
                     &self.h0,
                     &self.c0,
                     &self.steps,
                     reverse,
                     max_slices,
-                    want_grad,
                 );
-                if let Some(up) = upstream {
-                    let dout = RowsRef::new(&up.out, p);
-                    let out_r = RowsRef::new(&out, p);
-                    let time = scan::backward(
-                        kernel,
-                        &mut dh0,
-                        &mut dc0,
-                        Some(&dout),
-                        Some(&up.h_n),
-                        Some(&up.c_n).filter(|c| !c.is_empty()).map(|c| &c[..]),
-                        saved.expect("saved in training"),
-                        &out_r,
-                        &self.h0,
-                        &self.c0,
-                        &self.steps,
-                        reverse,
-                        max_slices,
-                    );
-                    scan::weight_grads(
-                        kernel,
-                        Some(&mut gx),
-                        &mut rg,
-                        &time,
-                        &LayerInput::new(x),
-                        &out_r,
-                        &self.h0,
-                        &self.steps,
-                        reverse,
-                    );
-                }
-            });
+                scan::weight_grads(
+                    kernel,
+                    Some(&mut gx),
+                    &mut rg,
+                    &time,
+                    &LayerInput::new(x),
+                    &out_r,
+                    &self.h0,
+                    &self.steps,
+                    reverse,
+                );
+            }
         }
-        if want_grad {
-            grads = Grads {
+        let grads = if want_grad {
+            Grads {
                 x: gx,
                 h0: dh0,
                 c0: dc0,
                 params: gp,
-            };
-        }
+            }
+        } else {
+            Grads::default()
+        };
         (Outputs { out, h_n, c_n }, grads)
     }
 }
@@ -231,23 +241,32 @@ fn loss(o: &Outputs, up: &Outputs) -> f64 {
 /// Compare analytic and central-difference gradients of every element; returns the number
 /// of elements checked.
 pub(crate) fn check(problem: &Problem, max_slices: usize) -> usize {
+    check_with(problem, max_slices, &|p, up, s| p.run(up, s))
+}
+
+/// [`check`] with any way of running a problem (`run(problem, upstream, max_slices)`).
+pub(crate) fn check_with(
+    problem: &Problem,
+    max_slices: usize,
+    run: &dyn Fn(&Problem, Option<&Outputs>, usize) -> (Outputs, Grads),
+) -> usize {
     let mut g = Generator::new(99);
-    let (fwd, _) = problem.run(None, max_slices);
+    let (fwd, _) = run(problem, None, max_slices);
     let up = Outputs {
         out: rand_vec(&mut g, fwd.out.len(), 1.0),
         h_n: rand_vec(&mut g, fwd.h_n.len(), 1.0),
         c_n: rand_vec(&mut g, fwd.c_n.len(), 1.0),
     };
-    let (_, grads) = problem.run(Some(&up), max_slices);
+    let (_, grads) = run(problem, Some(&up), max_slices);
     let eps = 1e-6;
     let mut checked = 0;
     let mut compare = |name: &str, idx: usize, analytic: f64, set: &dyn Fn(&mut Problem, f64)| {
         let mut pp = problem.clone();
         set(&mut pp, eps);
-        let lp = loss(&pp.run(None, max_slices).0, &up);
+        let lp = loss(&run(&pp, None, max_slices).0, &up);
         let mut pm = problem.clone();
         set(&mut pm, -eps);
-        let lm = loss(&pm.run(None, max_slices).0, &up);
+        let lm = loss(&run(&pm, None, max_slices).0, &up);
         let numeric = (lp - lm) / (2.0 * eps);
         let err = (numeric - analytic).abs() / (1e-6 + numeric.abs().max(analytic.abs()));
         assert!(
@@ -419,5 +438,128 @@ mod tests {
             }
             assert_eq!(of.h_n, or.h_n);
         }
+    }
+
+    /// A cell kind that exists only here, to show the seam: a leaky-integrator RNN,
+    /// `h' = (1 − α) h + α tanh(a)` with `a = W_ih x + b_ih + W_hh h + b_hh`. It supplies only
+    /// its step math, and passes the same finite-difference check as the real cells (with
+    /// batch slices, in both directions, with a state mask).
+    mod leaky {
+        use super::super::super::cell::{
+            add_bias, combined_bias, mat_mut, product_input, BackwardStep, CellKernel, ForwardStep,
+            RnnWeights,
+        };
+        use super::super::super::float::Float;
+        use super::super::super::gemm::{matmul, MatRef};
+        use crate::rnn::RnnDims;
+
+        pub(crate) struct LeakyKernel<'a> {
+            pub w: RnnWeights<'a, f64>,
+            pub dims: RnnDims,
+            pub alpha: f64,
+        }
+
+        impl CellKernel<f64> for LeakyKernel<'_> {
+            type ForwardScratch = ();
+            type BackwardScratch = Vec<f64>;
+
+            fn weights(&self) -> &RnnWeights<'_, f64> {
+                &self.w
+            }
+            fn dims(&self) -> RnnDims {
+                self.dims
+            }
+            fn gate_width(&self) -> usize {
+                self.dims.hidden_size
+            }
+            fn forward_scratch(&self, _rows: usize, _training: bool) {}
+            fn backward_scratch(&self, rows: usize) -> Vec<f64> {
+                vec![0.0; rows * self.dims.hidden_size]
+            }
+
+            fn forward_step(&self, s: ForwardStep<'_, f64>, _: &mut ()) {
+                let h = self.dims.hidden_size;
+                let n = s.rows(h);
+                let ForwardStep {
+                    gates,
+                    h: hs,
+                    h_masked,
+                    par,
+                    ..
+                } = s;
+                // a += h · W_hhᵀ; gates keep tanh(a)
+                matmul(
+                    mat_mut(gates, n, h),
+                    product_input(hs, h_masked, n, h),
+                    MatRef::new(self.w.w_hh, h, h).t(),
+                    true,
+                    par,
+                );
+                let bias = combined_bias(self.w.b_ih, self.w.b_hh);
+                for (a, hr) in gates.chunks_exact_mut(h).zip(hs.chunks_exact_mut(h)) {
+                    add_bias(a, bias.as_deref());
+                    f64::tanh_slice(a);
+                    for (hv, &t) in hr.iter_mut().zip(a.iter()) {
+                        *hv = (1.0 - self.alpha) * *hv + self.alpha * t;
+                    }
+                }
+            }
+
+            fn backward_step(&self, s: BackwardStep<'_, f64>, rec: &mut Vec<f64>) {
+                let h = self.dims.hidden_size;
+                let BackwardStep {
+                    rows,
+                    gates,
+                    dh,
+                    mask,
+                    par,
+                    ..
+                } = s;
+                let n = rows.n;
+                // ∂L/∂a = ∂L/∂h' · α (1 − tanh²(a))
+                for (g, &d) in gates.iter_mut().zip(dh.iter()) {
+                    *g = d * self.alpha * (1.0 - *g * *g);
+                }
+                // ∂L/∂h = (1 − α) ∂L/∂h' + (∂L/∂a · W_hh) ⊙ mask
+                let rec = &mut rec[..n * h];
+                matmul(
+                    mat_mut(rec, n, h),
+                    MatRef::new(gates, n, h),
+                    MatRef::new(self.w.w_hh, h, h),
+                    false,
+                    par,
+                );
+                for (k, d) in dh.iter_mut().enumerate() {
+                    let m = mask.map_or(1.0, |m| m[k]);
+                    *d = (1.0 - self.alpha) * *d + rec[k] * m;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_cell_kind_plugs_into_the_scan_with_its_step_math_alone() {
+        let mut total = 0;
+        for &reverse in &[false, true] {
+            for (bs, slices) in [(&[3usize, 3, 2, 1][..], 1), (&[16, 16, 12, 9, 3][..], 2)] {
+                let dims = RnnDims {
+                    input_size: 2,
+                    hidden_size: 3,
+                    proj_size: 0,
+                };
+                // Sized as an Elman layer (one gate block); run with the leaky kernel.
+                let p =
+                    Problem::random(Kind::RnnTanh, dims, bs, reverse, true, 41).with_state_mask(3);
+                total += check_with(&p, slices, &|p, up, s| {
+                    let k = leaky::LeakyKernel {
+                        w: p.weights(),
+                        dims: p.dims,
+                        alpha: 0.3,
+                    };
+                    p.run_kernel(&k, up, s)
+                });
+            }
+        }
+        assert!(total > 200, "{total}");
     }
 }
