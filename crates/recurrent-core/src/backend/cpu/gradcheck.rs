@@ -244,12 +244,11 @@ pub(crate) fn check(problem: &Problem, max_slices: usize) -> usize {
     check_with(problem, max_slices, &|p, up, s| p.run(up, s))
 }
 
-/// [`check`] with any way of running a problem (`run(problem, upstream, max_slices)`).
-pub(crate) fn check_with(
-    problem: &Problem,
-    max_slices: usize,
-    run: &dyn Fn(&Problem, Option<&Outputs>, usize) -> (Outputs, Grads),
-) -> usize {
+/// A way of running a problem: `run(problem, upstream, max_slices)`.
+pub(crate) type Runner<'a> = &'a dyn Fn(&Problem, Option<&Outputs>, usize) -> (Outputs, Grads);
+
+/// [`check`] with any way of running a problem.
+pub(crate) fn check_with(problem: &Problem, max_slices: usize, run: Runner<'_>) -> usize {
     let mut g = Generator::new(99);
     let (fwd, _) = run(problem, None, max_slices);
     let up = Outputs {
