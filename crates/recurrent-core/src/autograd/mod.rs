@@ -1,7 +1,7 @@
 //! Reverse-mode automatic differentiation over coarse ops.
 //!
 //! Every op that records gradients creates one [`Node`] holding its inputs and a
-//! [`BackwardOp`]: the op's saved state plus its hand-written backward. A whole recurrent
+//! `BackwardOp`: the op's saved state plus its hand-written backward. A whole recurrent
 //! layer over a whole sequence is one node (see `ops::rnn`), so the graph of a training step
 //! has tens of nodes, not tens of thousands.
 //!

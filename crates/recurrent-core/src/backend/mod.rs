@@ -2,8 +2,9 @@
 //!
 //! Tensors live on a [`Device`]. Ops (in [`crate::ops`]) match on the device of their inputs
 //! and call that device's kernels; layer code never sees a device. The CPU backend is
-//! [`cpu`]. A CUDA backend will sit beside it behind the `cuda` feature; until it exists,
-//! asking for a CUDA device returns [`crate::Error::DeviceUnavailable`].
+//! `backend::cpu` (private to this crate; `docs/architecture.md` describes it). The `cuda`
+//! feature compiles a stub CUDA backend beside it; until that exists, asking for a CUDA
+//! device returns [`crate::Error::DeviceUnavailable`].
 
 pub(crate) mod cpu;
 #[cfg(feature = "cuda")]

@@ -39,18 +39,38 @@ impl EmbeddingConfig {
     }
 
     /// Put the weight on `device` (an error at `init` when this build cannot use it).
+    ///
+    /// ```
+    /// use recurrent::nn::EmbeddingConfig;
+    /// use recurrent::Device;
+    /// assert!(EmbeddingConfig::new(10, 4).with_device(Device::Cpu).init().is_ok());
+    /// assert!(EmbeddingConfig::new(10, 4).with_device(Device::Cuda(0)).init().is_err());
+    /// ```
     pub fn with_device(mut self, device: Device) -> Self {
         self.device = device;
         self
     }
 
     /// Set `padding_idx`.
+    ///
+    /// ```
+    /// use recurrent::nn::EmbeddingConfig;
+    /// let e = EmbeddingConfig::new(10, 4).with_padding_idx(1).init().unwrap();
+    /// assert_eq!(&e.weight.to_vec()[4..8], &[0.0; 4]); // the padding row starts at zero
+    /// ```
     pub fn with_padding_idx(mut self, idx: usize) -> Self {
         self.padding_idx = Some(idx);
         self
     }
 
     /// Set `max_norm` (and `norm_type`).
+    ///
+    /// ```
+    /// use recurrent::nn::EmbeddingConfig;
+    /// let e = EmbeddingConfig::new(10, 4).with_max_norm(1.0, 2.0).init().unwrap();
+    /// let v = e.forward(&[3], &[1]).unwrap().to_vec();
+    /// assert!(v.iter().map(|x| x * x).sum::<f32>().sqrt() <= 1.0 + 1e-6);
+    /// ```
     pub fn with_max_norm(mut self, max_norm: f32, norm_type: f32) -> Self {
         self.max_norm = Some(max_norm);
         self.norm_type = norm_type;
@@ -58,6 +78,12 @@ impl EmbeddingConfig {
     }
 
     /// Set `scale_grad_by_freq`.
+    ///
+    /// ```
+    /// use recurrent::nn::EmbeddingConfig;
+    /// let c = EmbeddingConfig::new(10, 4).with_scale_grad_by_freq(true);
+    /// assert!(c.scale_grad_by_freq);
+    /// ```
     pub fn with_scale_grad_by_freq(mut self, on: bool) -> Self {
         self.scale_grad_by_freq = on;
         self

@@ -30,6 +30,12 @@ impl LinearConfig {
     }
 
     /// Set `bias`.
+    ///
+    /// ```
+    /// use recurrent::nn::{LinearConfig, Module};
+    /// let fc = LinearConfig::new(3, 2).with_bias(false).init().unwrap();
+    /// assert!(fc.bias.is_none() && fc.state_dict().len() == 1);
+    /// ```
     pub fn with_bias(mut self, bias: bool) -> Self {
         self.bias = bias;
         self

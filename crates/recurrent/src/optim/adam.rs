@@ -47,12 +47,23 @@ impl AdamConfig {
     }
 
     /// Set `lr`.
+    ///
+    /// ```
+    /// use recurrent::optim::AdamConfig;
+    /// assert_eq!(AdamConfig::adamw().with_lr(3e-4).lr, 3e-4);
+    /// ```
     pub fn with_lr(mut self, lr: f64) -> Self {
         self.lr = lr;
         self
     }
 
     /// Set `weight_decay`.
+    ///
+    /// ```
+    /// use recurrent::optim::AdamConfig;
+    /// let c = AdamConfig::adam().with_weight_decay(0.01); // an L2 term; AdamConfig::adamw() decouples it
+    /// assert!(!c.decoupled_weight_decay && c.weight_decay == 0.01);
+    /// ```
     pub fn with_weight_decay(mut self, wd: f64) -> Self {
         self.weight_decay = wd;
         self

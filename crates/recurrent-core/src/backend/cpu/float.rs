@@ -28,7 +28,7 @@ pub trait Float:
     /// Converts to `f64` (exact).
     fn to_f64(self) -> f64;
 
-    /// `dst (+)= a * b` through the GEMM crate; see [`super::gemm::matmul`].
+    /// `dst (+)= a * b` through the GEMM crate; see `backend::cpu::gemm::matmul`.
     fn gemm(
         dst: MatMut<'_, Self>,
         a: MatRef<'_, Self>,

@@ -40,18 +40,37 @@ impl CellConfig {
 
     /// Put the parameters on `device` (an error when the cell is built, if this build cannot
     /// use it).
+    ///
+    /// ```
+    /// use recurrent::nn::CellConfig;
+    /// use recurrent::Device;
+    /// assert!(CellConfig::new(3, 4).with_device(Device::Cuda(0)).gru().is_err());
+    /// ```
     pub fn with_device(mut self, device: Device) -> Self {
         self.device = device;
         self
     }
 
     /// Set `bias`.
+    ///
+    /// ```
+    /// use recurrent::nn::{CellConfig, Module};
+    /// let cell = CellConfig::new(3, 4).with_bias(false).lstm().unwrap();
+    /// assert_eq!(cell.state_dict().len(), 2); // weight_ih and weight_hh only
+    /// ```
     pub fn with_bias(mut self, bias: bool) -> Self {
         self.bias = bias;
         self
     }
 
     /// Set the Elman nonlinearity.
+    ///
+    /// ```
+    /// use recurrent::nn::{CellConfig, Nonlinearity};
+    /// let cell = CellConfig::new(3, 4).with_nonlinearity(Nonlinearity::Relu).rnn().unwrap();
+    /// let h = cell.forward(&recurrent::Tensor::ones(&[2, 3]).unwrap(), None).unwrap();
+    /// assert!(h.to_vec().iter().all(|&v| v >= 0.0));
+    /// ```
     pub fn with_nonlinearity(mut self, n: Nonlinearity) -> Self {
         self.nonlinearity = n;
         self

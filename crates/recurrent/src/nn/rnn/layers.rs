@@ -116,42 +116,58 @@ macro_rules! rnn_config {
                 }
             }
             /// Set `num_layers`.
+            ///
+            #[doc = concat!("```\nuse recurrent::nn::Module;\nlet m = recurrent::nn::", stringify!($name), "::new(3, 4).with_num_layers(2).init().unwrap();\nassert!(m.state_dict().iter().any(|(n, _)| n == \"weight_hh_l1\"));\n```")]
             pub fn with_num_layers(mut self, n: usize) -> Self {
                 self.options.num_layers = n;
                 self
             }
             /// Set `bias`.
+            ///
+            #[doc = concat!("```\nuse recurrent::nn::Module;\nlet m = recurrent::nn::", stringify!($name), "::new(3, 4).with_bias(false).init().unwrap();\nassert!(m.state_dict().iter().all(|(n, _)| !n.starts_with(\"bias\")));\n```")]
             pub fn with_bias(mut self, bias: bool) -> Self {
                 self.options.bias = bias;
                 self
             }
             /// Set `batch_first`.
+            ///
+            #[doc = concat!("```\nlet m = recurrent::nn::", stringify!($name), "::new(3, 4).with_batch_first(true).init().unwrap();\nlet x = recurrent::Tensor::zeros(&[2, 5, 3]).unwrap(); // [batch, time, features]\nassert_eq!(m.forward(&x, None).unwrap().0.shape(), &[2, 5, 4]);\n```")]
             pub fn with_batch_first(mut self, batch_first: bool) -> Self {
                 self.options.batch_first = batch_first;
                 self
             }
             /// Set `dropout` (between layers, training only).
+            ///
+            #[doc = concat!("```\nuse recurrent::nn::Module;\nlet m = recurrent::nn::", stringify!($name), "::new(3, 4).with_num_layers(2).with_dropout(0.5).init().unwrap();\nassert_eq!(m.base().options().dropout, 0.5);\n```")]
             pub fn with_dropout(mut self, p: f64) -> Self {
                 self.options.dropout = p;
                 self
             }
             /// Set `bidirectional`.
+            ///
+            #[doc = concat!("```\nlet m = recurrent::nn::", stringify!($name), "::new(3, 4).with_bidirectional(true).init().unwrap();\nlet x = recurrent::Tensor::zeros(&[5, 2, 3]).unwrap();\nassert_eq!(m.forward(&x, None).unwrap().0.shape(), &[5, 2, 8]); // both directions\n```")]
             pub fn with_bidirectional(mut self, on: bool) -> Self {
                 self.options.bidirectional = on;
                 self
             }
             /// Variational dropout on layer inputs, the recurrent state and layer outputs
             /// (one mask per sequence, the same at every step; not in PyTorch).
+            ///
+            #[doc = concat!("```\nlet m = recurrent::nn::", stringify!($name), "::new(3, 4).with_variational_dropout(0.1, 0.2, 0.3).init().unwrap();\nassert_eq!(m.base().options().variational.state, 0.2);\n```")]
             pub fn with_variational_dropout(mut self, input: f64, state: f64, output: f64) -> Self {
                 self.options.variational = VariationalDropout { input, state, output };
                 self
             }
             /// DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop; not in PyTorch).
+            ///
+            #[doc = concat!("```\nlet m = recurrent::nn::", stringify!($name), "::new(3, 4).with_weight_drop(0.5).init().unwrap();\nassert_eq!(m.base().options().weight_drop, 0.5);\n```")]
             pub fn with_weight_drop(mut self, p: f64) -> Self {
                 self.options.weight_drop = p;
                 self
             }
             /// Put the parameters on `device` (an error at `init` when this build cannot use it).
+            ///
+            #[doc = concat!("```\nuse recurrent::Device;\nassert!(recurrent::nn::", stringify!($name), "::new(3, 4).with_device(Device::Cpu).init().is_ok());\nassert!(recurrent::nn::", stringify!($name), "::new(3, 4).with_device(Device::Cuda(0)).init().is_err()); // no CUDA backend in this build\n```")]
             pub fn with_device(mut self, device: Device) -> Self {
                 self.options.device = device;
                 self
@@ -182,6 +198,13 @@ rnn_config!(
 
 impl RnnConfig {
     /// Set `nonlinearity`.
+    ///
+    /// ```
+    /// use recurrent::nn::{Nonlinearity, RnnConfig};
+    /// let m = RnnConfig::new(3, 4).with_nonlinearity(Nonlinearity::Relu).init().unwrap();
+    /// let (out, _) = m.forward(&recurrent::Tensor::ones(&[5, 2, 3]).unwrap(), None).unwrap();
+    /// assert!(out.to_vec().iter().all(|&v| v >= 0.0));
+    /// ```
     pub fn with_nonlinearity(mut self, n: Nonlinearity) -> Self {
         self.nonlinearity = n;
         self
@@ -198,6 +221,13 @@ impl RnnConfig {
 
 impl LstmConfig {
     /// Set `proj_size` (0 disables the projection).
+    ///
+    /// ```
+    /// use recurrent::nn::LstmConfig;
+    /// let m = LstmConfig::new(3, 8).with_proj_size(2).init().unwrap();
+    /// let (out, (h, c)) = m.forward(&recurrent::Tensor::zeros(&[4, 1, 3]).unwrap(), None).unwrap();
+    /// assert_eq!((out.shape(), h.shape(), c.shape()), (&[4, 1, 2][..], &[1, 1, 2][..], &[1, 1, 8][..]));
+    /// ```
     pub fn with_proj_size(mut self, p: usize) -> Self {
         self.proj_size = p;
         self

@@ -129,24 +129,50 @@ impl RecurrentConfig {
     }
 
     /// Set `bias`.
+    ///
+    /// ```
+    /// # use recurrent::nn::{Module, RecurrentConfig, RnnMode};
+    /// let m = RecurrentConfig::new(RnnMode::Lstm, 3, 4).with_bias(false).init().unwrap();
+    /// assert!(m.state_dict().iter().all(|(n, _)| !n.starts_with("bias")));
+    /// ```
     pub fn with_bias(mut self, bias: bool) -> Self {
         self.options.bias = bias;
         self
     }
 
     /// Set `batch_first`.
+    ///
+    /// ```
+    /// # use recurrent::nn::{RecurrentConfig, RnnMode};
+    /// let m = RecurrentConfig::new(RnnMode::Gru, 3, 4).with_batch_first(true).init().unwrap();
+    /// let x = recurrent::Tensor::zeros(&[2, 5, 3]).unwrap(); // [batch, time, features]
+    /// assert_eq!(m.forward(&x, None).unwrap().0.shape(), &[2, 5, 4]);
+    /// ```
     pub fn with_batch_first(mut self, batch_first: bool) -> Self {
         self.options.batch_first = batch_first;
         self
     }
 
     /// Set `dropout` (between layers, training only).
+    ///
+    /// ```
+    /// # use recurrent::nn::{RecurrentConfig, RnnMode};
+    /// let c = RecurrentConfig::new(RnnMode::Lstm, 3, 4).with_num_layers(2).with_dropout(0.3);
+    /// assert_eq!(c.init().unwrap().base().options().dropout, 0.3);
+    /// ```
     pub fn with_dropout(mut self, p: f64) -> Self {
         self.options.dropout = p;
         self
     }
 
     /// Set `bidirectional`.
+    ///
+    /// ```
+    /// # use recurrent::nn::{RecurrentConfig, RnnMode};
+    /// let m = RecurrentConfig::new(RnnMode::RnnTanh, 3, 4).with_bidirectional(true).init().unwrap();
+    /// let x = recurrent::Tensor::zeros(&[5, 2, 3]).unwrap();
+    /// assert_eq!(m.forward(&x, None).unwrap().0.shape(), &[5, 2, 8]);
+    /// ```
     pub fn with_bidirectional(mut self, on: bool) -> Self {
         self.options.bidirectional = on;
         self
@@ -154,6 +180,12 @@ impl RecurrentConfig {
 
     /// Variational dropout on layer inputs, the recurrent state and layer outputs (not in
     /// PyTorch; off by default).
+    ///
+    /// ```
+    /// # use recurrent::nn::{RecurrentConfig, RnnMode};
+    /// let c = RecurrentConfig::new(RnnMode::Lstm, 3, 4).with_variational_dropout(0.1, 0.2, 0.3);
+    /// assert_eq!(c.options.variational.output, 0.3);
+    /// ```
     pub fn with_variational_dropout(mut self, input: f64, state: f64, output: f64) -> Self {
         self.options.variational = VariationalDropout {
             input,
@@ -164,18 +196,38 @@ impl RecurrentConfig {
     }
 
     /// DropConnect on the hidden-to-hidden weights (not in PyTorch; 0 by default).
+    ///
+    /// ```
+    /// # use recurrent::nn::{RecurrentConfig, RnnMode};
+    /// let c = RecurrentConfig::new(RnnMode::Lstm, 3, 4).with_weight_drop(0.5);
+    /// assert_eq!(c.options.weight_drop, 0.5);
+    /// ```
     pub fn with_weight_drop(mut self, p: f64) -> Self {
         self.options.weight_drop = p;
         self
     }
 
     /// Put the parameters on `device` (an error at `init` when this build cannot use it).
+    ///
+    /// ```
+    /// # use recurrent::nn::{RecurrentConfig, RnnMode};
+    /// let c = RecurrentConfig::new(RnnMode::Gru, 3, 4).with_device(recurrent::Device::Cuda(0));
+    /// assert!(c.init().is_err()); // this build has no CUDA backend
+    /// ```
     pub fn with_device(mut self, device: crate::Device) -> Self {
         self.options.device = device;
         self
     }
 
     /// Set `proj_size` (LSTM only; an error for another mode at `init`).
+    ///
+    /// ```
+    /// # use recurrent::nn::{RecurrentConfig, RnnMode};
+    /// let m = RecurrentConfig::new(RnnMode::Lstm, 3, 8).with_proj_size(2).init().unwrap();
+    /// let (out, state) = m.forward(&recurrent::Tensor::zeros(&[4, 1, 3]).unwrap(), None).unwrap();
+    /// assert_eq!((out.shape(), state.c().unwrap().shape()), (&[4, 1, 2][..], &[1, 1, 8][..]));
+    /// assert!(RecurrentConfig::new(RnnMode::Gru, 3, 8).with_proj_size(2).init().is_err());
+    /// ```
     pub fn with_proj_size(mut self, p: usize) -> Self {
         self.proj_size = p;
         self
