@@ -2,7 +2,7 @@
 //! kernels as the multi-layer modules with one timestep, so a cell stepped T times and the
 //! layer over T steps compute the same thing.
 
-use super::layers::Nonlinearity;
+use super::config::Nonlinearity;
 use crate::nn::init;
 use crate::nn::module::Module;
 use crate::ops::rnn::{rnn_layer, DirectionParams, RnnMode};

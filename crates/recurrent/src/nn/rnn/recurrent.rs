@@ -6,8 +6,10 @@
 //! an enum of its own over [`Lstm`], [`Gru`] and [`Rnn`]; those typed modules remain, with the
 //! same parameters, results and state dicts, and convert into a [`Recurrent`].
 
+use super::base::RnnBase;
 use super::cell::{CellBase, CellConfig, GruCell, LstmCell, RnnCell};
-use super::layers::{Gru, Lstm, Nonlinearity, Rnn, RnnBase, RnnOptions, VariationalDropout};
+use super::config::{Nonlinearity, RnnOptions, VariationalDropout};
+use super::layers::{Gru, Lstm, Rnn};
 use super::packed::PackedSequence;
 use crate::nn::module::Module;
 use crate::rng::with_global;
