@@ -538,9 +538,7 @@ pub fn train(cfg: CharConfig, opts: &CharTrainOptions) -> Result<CharReport> {
             total += lv * y.len() as f64;
             count += y.len();
             steps_done += 1;
-            if crate::sentiment::train::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
-                || opts.stop_after_steps == Some(steps_done)
-            {
+            if crate::interrupt::requested() || opts.stop_after_steps == Some(steps_done) {
                 // The state inside an epoch (the streams' hidden states) is not saved: the
                 // run resumes from the start of this epoch, to the same weights.
                 eprintln!(

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod datapath;
 pub mod diagnose;
 pub mod forecast;
+pub mod interrupt;
 pub mod metrics;
 pub mod plot;
 pub mod resume;

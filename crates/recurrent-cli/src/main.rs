@@ -6,14 +6,13 @@ use recurrent_cli::datapath;
 use recurrent_cli::sentiment::config::{
     CellKind, OptimizerKind, Pool, ScheduleKind, SentimentConfig, Truncate,
 };
-use recurrent_cli::sentiment::train::{train, TrainOptions, INTERRUPTED};
+use recurrent_cli::sentiment::train::{train, TrainOptions};
 use recurrent_cli::sentiment::{self, EvalSource};
 use recurrent_data::download::DownloadSpec;
 use recurrent_data::tokenizer::Tokenizer;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 /// mimalloc keeps freed memory for reuse: the training step allocates and frees buffers of
 /// tens of megabytes, which glibc maps and unmaps every time (page faults took 11% of a step).
@@ -725,14 +724,7 @@ fn run() -> Result<ExitCode> {
     }
     recurrent::init_thread_pool(cli.threads).map_err(anyhow::Error::msg)?;
     let threads = rayon::current_num_threads();
-    ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            eprintln!("\nInterrupted again: exiting without saving.");
-            std::process::exit(130);
-        }
-        eprintln!("\nInterrupt: saving a checkpoint at the next batch boundary (Ctrl-C again to quit now).");
-    })
-    .context("installing the Ctrl-C handler")?;
+    recurrent_cli::interrupt::install_handler()?;
     match cli.command {
         Command::Train(a) => run_train(*a, &given_options(&matches, &["train"]), threads),
         Command::Eval(a) => {

@@ -35,7 +35,6 @@ use recurrent_data::split::stratified_split;
 use recurrent_data::vocab::Vocab;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -83,10 +82,6 @@ fn corpus_fingerprint(reviews: &[recurrent_data::imdb::Review]) -> String {
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
-
-/// Set by the Ctrl-C handler: training saves a checkpoint at the next batch boundary and
-/// stops.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// How to run `train` (beyond the model and training settings).
 #[derive(Clone, Debug, Default)]
@@ -744,7 +739,7 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
             let stop_now = opts
                 .stop_after_steps
                 .is_some_and(|s| state.global_step >= s);
-            if INTERRUPTED.load(Ordering::SeqCst) || stop_now {
+            if crate::interrupt::requested() || stop_now {
                 bar.abandon();
                 save_ckpt(&state, &model, opt.as_ref())?;
                 eprintln!(
