@@ -12,6 +12,7 @@
 //! streaming each as it comes.
 
 use crate::checkpoint;
+use crate::training::{Checks, StepOutcome, TrainStep};
 use anyhow::{anyhow, bail, Context, Result};
 use recurrent::io::{
     load_safetensors, load_safetensors_bytes, safetensors_bytes, save_safetensors, write_atomic,
@@ -20,7 +21,7 @@ use recurrent::nn::{
     visit_child, Embedding, EmbeddingConfig, Gru, GruConfig, Linear, LinearConfig, Lstm,
     LstmConfig, Module,
 };
-use recurrent::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer};
+use recurrent::optim::{Adam, AdamConfig, Optimizer};
 use recurrent::{ClassTarget, CrossEntropyOptions, Generator, Tensor};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -513,6 +514,11 @@ pub fn train(cfg: CharConfig, opts: &CharTrainOptions) -> Result<CharReport> {
     let chunks = (streams[0].len() - 1) / t;
     let mut steps_done = 0u64;
     let mut interrupted = false;
+    let step = TrainStep {
+        clip: Some(cfg.clip),
+        checks: Checks::Loss,
+        names: &[],
+    };
     'epochs: while st.epoch < cfg.epochs {
         let te = Instant::now();
         model.set_training(true);
@@ -520,21 +526,24 @@ pub fn train(cfg: CharConfig, opts: &CharTrainOptions) -> Result<CharReport> {
         let (mut total, mut count) = (0.0, 0usize);
         for k in 0..chunks {
             let (x, y, len) = chunk(&streams, k, t);
-            opt.zero_grad();
-            let (logits, s) = model.forward(&x, len, b, &detach(&state))?;
-            state = s;
-            let loss =
-                logits.cross_entropy(ClassTarget::Indices(&y), CrossEntropyOptions::default())?;
-            let lv = loss.item()? as f64;
-            if !lv.is_finite() {
+            let outcome = step.run(&mut opt, || {
+                let (logits, s) = model.forward(&x, len, b, &detach(&state))?;
+                let loss = logits
+                    .cross_entropy(ClassTarget::Indices(&y), CrossEntropyOptions::default())?;
+                Ok((loss, s))
+            })?;
+            let StepOutcome::Updated {
+                loss: lv,
+                output: s,
+                ..
+            } = outcome
+            else {
                 bail!(
                     "non-finite loss at epoch {} chunk {k}: lower --lr",
                     st.epoch + 1
                 );
-            }
-            loss.backward()?;
-            clip_grad_norm(opt.params(), cfg.clip, 2.0, false)?;
-            opt.step()?;
+            };
+            state = s;
             total += lv * y.len() as f64;
             count += y.len();
             steps_done += 1;

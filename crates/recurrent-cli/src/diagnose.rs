@@ -16,11 +16,12 @@
 //! Written as `gradient_norms.csv`, `layer_norms.csv`, `summary.json` and PNG plots.
 
 use crate::plot::{save_png, Panel, Series};
+use crate::training::{Checks, TrainStep};
 use anyhow::{Context, Result};
 use recurrent::nn::{
     CellConfig, GruConfig, Linear, LinearConfig, LstmConfig, Module, RnnConfig, StateDict,
 };
-use recurrent::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer};
+use recurrent::optim::{Adam, AdamConfig};
 use recurrent::{Generator, Reduction, Tensor};
 use serde::Serialize;
 use std::path::Path;
@@ -252,29 +253,39 @@ pub fn run(cfg: &DiagnoseConfig, out: &Path, quiet: bool) -> Result<Vec<CellResu
         let mut opt = Adam::new(params.clone(), AdamConfig::adam().with_lr(cfg.lr))?;
         let mut layer_norms = Vec::new();
         let mut data_rng = Generator::new(cfg.seed ^ 0xDA7A);
+        let train_step = TrainStep {
+            clip: Some(1.0),
+            checks: Checks::None,
+            names: &[],
+        };
         for step in 0..cfg.train_steps {
             let (x, y) = data(cfg, cfg.batch, &mut data_rng)?;
-            opt.zero_grad();
-            let logits = head.forward(&net.last(&x)?)?.squeeze(1)?;
-            logits
-                .binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean)?
-                .backward()?;
-            if step % 10 == 0 || step + 1 == cfg.train_steps {
-                for l in 0..cfg.layers {
-                    let sq: f64 = named
-                        .iter()
-                        .filter(|(n, _)| n.ends_with(&format!("_l{l}")))
-                        .map(|(_, p)| {
-                            p.with_grad(|g| {
-                                g.map_or(0.0, |g| g.iter().map(|&v| (v as f64).powi(2)).sum())
+            let forward = || {
+                let logits = head.forward(&net.last(&x)?)?.squeeze(1)?;
+                Ok((
+                    logits.binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean)?,
+                    (),
+                ))
+            };
+            // Each layer's gradient norm, before clipping.
+            let measure = || {
+                if step % 10 == 0 || step + 1 == cfg.train_steps {
+                    for l in 0..cfg.layers {
+                        let sq: f64 = named
+                            .iter()
+                            .filter(|(n, _)| n.ends_with(&format!("_l{l}")))
+                            .map(|(_, p)| {
+                                p.with_grad(|g| {
+                                    g.map_or(0.0, |g| g.iter().map(|&v| (v as f64).powi(2)).sum())
+                                })
                             })
-                        })
-                        .sum();
-                    layer_norms.push((step, l, sq.sqrt()));
+                            .sum();
+                        layer_norms.push((step, l, sq.sqrt()));
+                    }
                 }
-            }
-            clip_grad_norm(opt.params(), 1.0, 2.0, false)?;
-            opt.step()?;
+                Ok(())
+            };
+            train_step.run_inspecting(&mut opt, forward, measure)?;
         }
         let accuracy = {
             let _ng = recurrent::no_grad();

@@ -11,11 +11,12 @@
 //! value one season earlier) baselines over exactly the same targets.
 
 use crate::plot::{save_png, Panel, Series};
+use crate::training::{Checks, TrainStep};
 use anyhow::{bail, Context, Result};
 use recurrent::nn::{
     visit_child, Gru, GruConfig, Linear, LinearConfig, Lstm, LstmConfig, Module, Rnn, RnnConfig,
 };
-use recurrent::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer};
+use recurrent::optim::{Adam, AdamConfig};
 use recurrent::{Generator, Reduction, Tensor};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -440,6 +441,11 @@ pub fn run(mut cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
     let mut opt = Adam::new(net.parameters(), AdamConfig::adam().with_lr(cfg.lr))?;
     let mut best = (f64::INFINITY, net.state_dict());
     let mut net = net;
+    let step = TrainStep {
+        clip: Some(1.0),
+        checks: Checks::None,
+        names: &[],
+    };
     for epoch in 0..cfg.epochs {
         net.set_training(true);
         let mut order = train_w.clone();
@@ -447,12 +453,10 @@ pub fn run(mut cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
         let mut total = 0.0;
         for chunk in order.chunks(cfg.batch_size.max(1)) {
             let (x, y) = make_batch(chunk)?;
-            opt.zero_grad();
-            let loss = net.forward(&x)?.mse_loss(&y, Reduction::Mean)?;
-            loss.backward()?;
-            clip_grad_norm(opt.params(), 1.0, 2.0, false)?;
-            opt.step()?;
-            total += loss.item()? as f64 * chunk.len() as f64;
+            let outcome = step.run(&mut opt, || {
+                Ok((net.forward(&x)?.mse_loss(&y, Reduction::Mean)?, ()))
+            })?;
+            total += outcome.loss() * chunk.len() as f64;
         }
         net.set_training(false);
         let val = if val_w.is_empty() {

@@ -16,4 +16,5 @@ pub mod resume;
 pub mod rundir;
 pub mod sentiment;
 pub mod seq2seq;
+pub mod training;
 pub mod validate;

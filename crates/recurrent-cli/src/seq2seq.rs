@@ -8,12 +8,13 @@
 //! month-first ones slashes), so a perfect model exists; the metric is exact-match accuracy
 //! on held-out dates.
 
+use crate::training::{Checks, TrainStep};
 use anyhow::{bail, Result};
 use recurrent::nn::{
     pack_padded_sequence, pad_packed_sequence, visit_child, CellConfig, Embedding, EmbeddingConfig,
     Gru, GruCell, GruConfig, Linear, LinearConfig, Lstm, LstmCell, LstmConfig, Module,
 };
-use recurrent::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer};
+use recurrent::optim::{Adam, AdamConfig};
 use recurrent::{ClassTarget, CrossEntropyOptions, Generator, Tensor};
 use serde::Serialize;
 
@@ -605,6 +606,11 @@ pub fn run(cfg: &Seq2SeqConfig, quiet: bool) -> Result<Seq2SeqReport> {
             outs.iter().zip(&test).filter(|(o, p)| **o == p.1).count() as f64 / test.len() as f64;
         Ok((acc, outs))
     };
+    let step = TrainStep {
+        clip: Some(1.0),
+        checks: Checks::None,
+        names: &[],
+    };
     let mut history = Vec::new();
     for epoch in 0..cfg.epochs {
         let te = std::time::Instant::now();
@@ -614,12 +620,10 @@ pub fn run(cfg: &Seq2SeqConfig, quiet: bool) -> Result<Seq2SeqReport> {
         for idx in order.chunks(cfg.batch_size.max(1)) {
             let src: Vec<Vec<usize>> = idx.iter().map(|&i| enc_src[i].clone()).collect();
             let tgt: Vec<Vec<usize>> = idx.iter().map(|&i| enc_tgt[i].clone()).collect();
-            opt.zero_grad();
-            let loss = model.loss(&src, &tgt, cfg.teacher_forcing, &mut g)?;
-            loss.backward()?;
-            clip_grad_norm(opt.params(), 1.0, 2.0, false)?;
-            opt.step()?;
-            total += loss.item()? as f64 * idx.len() as f64;
+            let outcome = step.run(&mut opt, || {
+                Ok((model.loss(&src, &tgt, cfg.teacher_forcing, &mut g)?, ()))
+            })?;
+            total += outcome.loss() * idx.len() as f64;
             n += idx.len();
         }
         let (acc, _) = eval_greedy(&model)?;

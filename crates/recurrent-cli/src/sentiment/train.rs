@@ -19,14 +19,14 @@ use crate::checkpoint;
 use crate::datapath::find_imdb;
 use crate::metrics::Confusion;
 use crate::plot::{save_png, Panel, Series};
+use crate::training::{Checks, StepOutcome, TrainStep};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use recurrent::io::{load_safetensors_bytes, safetensors_bytes, write_atomic};
 use recurrent::nn::Module;
 use recurrent::optim::{
-    clip_grad_norm, grad_norm, Adam, AdamConfig, LrScheduler, Optimizer, RmsProp, RmsPropConfig,
-    Schedule, Sgd, SgdConfig,
+    Adam, AdamConfig, LrScheduler, Optimizer, RmsProp, RmsPropConfig, Schedule, Sgd, SgdConfig,
 };
 use recurrent::{Generator, Reduction, Tensor};
 use recurrent_data::batch::{bucket_batches, Batch, Encoded, Loader};
@@ -605,12 +605,16 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
         state.global_step as usize,
         opt.as_mut(),
     )?;
-    let params = model.parameters();
     let names: Vec<String> = model
         .named_parameters()
         .into_iter()
         .map(|(n, _)| n)
         .collect();
+    let step = TrainStep {
+        clip: (cfg.clip_grad_norm > 0.0).then_some(cfg.clip_grad_norm),
+        checks: Checks::All,
+        names: &names,
+    };
 
     let save_ckpt =
         |state: &TrainerState, model: &SentimentModel, opt: &dyn Optimizer| -> Result<()> {
@@ -658,66 +662,59 @@ pub fn train(cfg: SentimentConfig, opts: &TrainOptions) -> Result<TrainSummary> 
         model.set_training(true);
         let mut t_mark = Instant::now();
         for batch in loader {
-            opt.zero_grad();
-            let logits = model.forward(&batch)?;
-            let y = Tensor::from_vec(batch.labels.clone(), &[batch.len()])?;
-            let loss = logits.binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean)?;
-            let mut lv = loss.item()? as f64;
-            if opts.fault_nan_steps.contains(&(state.global_step + 1)) {
-                lv = f64::NAN;
-            }
-            let mut bad: Option<String> = (!lv.is_finite()).then(|| "the loss".to_string());
-            if bad.is_none() {
-                loss.backward()?;
-                bad = params
-                    .iter()
-                    .zip(&names)
-                    .find(|(p, _)| {
-                        p.with_grad(|g| g.is_some_and(|g| g.iter().any(|v| !v.is_finite())))
-                    })
-                    .map(|(_, n)| format!("the gradient of {n}"));
-            }
             let step_no = state.global_step + 1;
-            if let Some(what) = bad {
-                if !run_file.skip_nonfinite {
-                    bar.abandon();
-                    bail!(
-                        "non-finite value in {what} at epoch {} step {step_no}: stopping (the last checkpoint and the best model are intact; \
-                         lower --lr, or pass --skip-nonfinite to skip such steps)",
-                        epoch + 1
-                    );
+            let fault = opts.fault_nan_steps.contains(&step_no);
+            let outcome = step.run(opt.as_mut(), || {
+                let logits = model.forward(&batch)?;
+                let y = Tensor::from_vec(batch.labels.clone(), &[batch.len()])?;
+                let loss =
+                    logits.binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean)?;
+                // `--fault-nan-steps`: this step's loss is NaN, as a bad batch's would be.
+                Ok((
+                    if fault {
+                        Tensor::scalar(f32::NAN)
+                    } else {
+                        loss
+                    },
+                    logits,
+                ))
+            })?;
+            match outcome {
+                StepOutcome::Updated {
+                    loss: lv,
+                    grad_norm: gn,
+                    output: logits,
+                } => {
+                    state.partial.grad_norm_sum += gn;
+                    let preds = logits.to_vec();
+                    state.partial.correct += preds
+                        .iter()
+                        .zip(&batch.labels)
+                        .filter(|(&l, &y)| (l >= 0.0) == (y >= 0.5))
+                        .count() as u64;
+                    state.partial.loss_sum += lv * batch.len() as f64;
+                    state.partial.count += batch.len() as u64;
+                    state.partial.steps += 1;
                 }
-                opt.zero_grad();
-                state.partial.skipped += 1;
-            } else {
-                let gn = if cfg.clip_grad_norm > 0.0 {
-                    clip_grad_norm(&params, cfg.clip_grad_norm, 2.0, false)?
-                } else {
-                    grad_norm(&params, 2.0)
-                };
-                opt.step()?;
-                if let Some((_, n)) = params
-                    .iter()
-                    .zip(&names)
-                    .find(|(p, _)| p.data().iter().any(|v| !v.is_finite()))
-                {
+                StepOutcome::Skipped { what, .. } => {
+                    if !run_file.skip_nonfinite {
+                        bar.abandon();
+                        bail!(
+                            "non-finite value in {what} at epoch {} step {step_no}: stopping (the last checkpoint and the best model are intact; \
+                             lower --lr, or pass --skip-nonfinite to skip such steps)",
+                            epoch + 1
+                        );
+                    }
+                    state.partial.skipped += 1;
+                }
+                StepOutcome::Diverged { parameter } => {
                     bar.abandon();
                     bail!(
-                        "non-finite parameters: {n} became non-finite after step {step_no} of epoch {} (the learning rate is too high?); \
+                        "non-finite parameters: {parameter} became non-finite after step {step_no} of epoch {} (the learning rate is too high?); \
                          stopping without saving (the last checkpoint and the best model are intact)",
                         epoch + 1
                     );
                 }
-                state.partial.grad_norm_sum += gn;
-                let preds = logits.to_vec();
-                state.partial.correct += preds
-                    .iter()
-                    .zip(&batch.labels)
-                    .filter(|(&l, &y)| (l >= 0.0) == (y >= 0.5))
-                    .count() as u64;
-                state.partial.loss_sum += lv * batch.len() as f64;
-                state.partial.count += batch.len() as u64;
-                state.partial.steps += 1;
             }
             sched.step(opt.as_mut());
             state.global_step += 1;
