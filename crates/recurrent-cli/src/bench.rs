@@ -20,11 +20,14 @@
 //! runs in a fresh model, but memory freed by earlier cases may be reused, so run one case per
 //! process (`--cases X --layers Y`) for exact figures; `scripts/bench_compare.sh` does.
 
-use crate::sentiment::config::{CellKind, OptimizerKind, Pool, SentimentConfig};
+use crate::cell::Cell;
+use crate::sentiment::config::{OptimizerKind, Pool, SentimentConfig};
 use crate::sentiment::model::SentimentModel;
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use recurrent::backend::cpu::gemm::{matmul, MatMut, MatRef, Parallelism};
-use recurrent::nn::{pack_padded_sequence, CellConfig, GruConfig, LstmConfig, Module, RnnConfig};
+use recurrent::nn::{
+    pack_padded_sequence, CellConfig, Module, Recurrent, RecurrentCell, RecurrentConfig, RnnState,
+};
 use recurrent::optim::{Adam, AdamConfig, Optimizer};
 use recurrent::{Generator, Reduction, Tensor};
 use recurrent_data::batch::{Batch, Encoded};
@@ -235,59 +238,14 @@ fn row(layer: &str, case: &str, mode: &str, times: &[f64], flops: f64, peak: f64
     }
 }
 
-enum Net {
-    Lstm(recurrent::nn::Lstm),
-    Gru(recurrent::nn::Gru),
-    Rnn(recurrent::nn::Rnn),
-}
-
-impl Net {
-    fn new(layer: &str, s: Shape, g: &mut Generator) -> Result<Net> {
-        Ok(match layer {
-            "lstm" => Net::Lstm(
-                LstmConfig::new(s.input, s.hidden)
-                    .with_num_layers(s.layers)
-                    .with_bidirectional(s.bidir)
-                    .with_batch_first(true)
-                    .init_with(g)?,
-            ),
-            "gru" => Net::Gru(
-                GruConfig::new(s.input, s.hidden)
-                    .with_num_layers(s.layers)
-                    .with_bidirectional(s.bidir)
-                    .with_batch_first(true)
-                    .init_with(g)?,
-            ),
-            _ => Net::Rnn(
-                RnnConfig::new(s.input, s.hidden)
-                    .with_num_layers(s.layers)
-                    .with_bidirectional(s.bidir)
-                    .with_batch_first(true)
-                    .init_with(g)?,
-            ),
-        })
-    }
-    fn module(&self) -> &dyn Module {
-        match self {
-            Net::Lstm(m) => m,
-            Net::Gru(m) => m,
-            Net::Rnn(m) => m,
-        }
-    }
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Net::Lstm(m) => m.forward(x, None)?.0,
-            Net::Gru(m) => m.forward(x, None)?.0,
-            Net::Rnn(m) => m.forward(x, None)?.0,
-        })
-    }
-    fn forward_packed(&self, x: &recurrent::nn::PackedSequence) -> Result<Tensor> {
-        Ok(match self {
-            Net::Lstm(m) => m.forward_packed(x, None)?.0.data,
-            Net::Gru(m) => m.forward_packed(x, None)?.0.data,
-            Net::Rnn(m) => m.forward_packed(x, None)?.0.data,
-        })
-    }
+/// The recurrent layers of a case: `layer` is `lstm`, `gru` or `rnn`.
+fn layers(layer: &str, s: Shape, g: &mut Generator) -> Result<Recurrent> {
+    let cell = Cell::parse(layer).ok_or_else(|| anyhow!("unknown layer {layer:?}"))?;
+    Ok(RecurrentConfig::new(cell.mode(), s.input, s.hidden)
+        .with_num_layers(s.layers)
+        .with_bidirectional(s.bidir)
+        .with_batch_first(true)
+        .init_with(g)?)
 }
 
 fn layer_case(
@@ -299,16 +257,20 @@ fn layer_case(
     repeat: usize,
 ) -> Result<Row> {
     let mut g = Generator::new(1);
-    let net = Net::new(layer, s, &mut g)?;
+    let net = layers(layer, s, &mut g)?;
     let x = Tensor::rand_uniform(&[s.batch, s.seq, s.input], -1.0, 1.0, &mut g)?;
     let tokens = lengths.map_or((s.batch * s.seq) as f64, |l| l.iter().sum::<usize>() as f64);
     let train = mode == "train";
-    let params = net.module().parameters();
+    let params = net.parameters();
     let step = || -> Result<()> {
         let _ng = (!train).then(recurrent::no_grad);
         let out = match lengths {
-            Some(l) => net.forward_packed(&pack_padded_sequence(&x, l, true, true)?)?,
-            None => net.forward(&x)?,
+            Some(l) => {
+                net.forward_packed(&pack_padded_sequence(&x, l, true, true)?, None)?
+                    .0
+                    .data
+            }
+            None => net.forward(&x, None)?.0,
         };
         if train {
             for p in &params {
@@ -331,38 +293,15 @@ fn cell_latency(layer: &str, repeat: usize) -> Result<Row> {
         .map(|_| Tensor::rand_uniform(&[1, i], -1.0, 1.0, &mut g))
         .collect::<recurrent::Result<_>>()?;
     let _ng = recurrent::no_grad();
-    let (times, peak) = match layer {
-        "lstm" => {
-            let c = cfg.lstm_with(&mut g)?;
-            timed(repeat, || {
-                let mut st: Option<(Tensor, Tensor)> = None;
-                for x in &xs {
-                    st = Some(c.forward(x, st.as_ref().map(|(a, b)| (a, b)))?);
-                }
-                Ok(())
-            })?
+    let cell = Cell::parse(layer).ok_or_else(|| anyhow!("unknown layer {layer:?}"))?;
+    let c = RecurrentCell::new_with(cell.mode(), &cfg, &mut g)?;
+    let (times, peak) = timed(repeat, || {
+        let mut st: Option<RnnState> = None;
+        for x in &xs {
+            st = Some(c.forward(x, st.as_ref())?);
         }
-        "gru" => {
-            let c = cfg.gru_with(&mut g)?;
-            timed(repeat, || {
-                let mut st: Option<Tensor> = None;
-                for x in &xs {
-                    st = Some(c.forward(x, st.as_ref())?);
-                }
-                Ok(())
-            })?
-        }
-        _ => {
-            let c = cfg.rnn_with(&mut g)?;
-            timed(repeat, || {
-                let mut st: Option<Tensor> = None;
-                for x in &xs {
-                    st = Some(c.forward(x, st.as_ref())?);
-                }
-                Ok(())
-            })?
-        }
-    };
+        Ok(())
+    })?;
     let s = Shape {
         batch: 1,
         seq: t,
@@ -383,7 +322,7 @@ fn cell_latency(layer: &str, repeat: usize) -> Result<Row> {
 
 fn lab(mode: &str, repeat: usize) -> Result<Row> {
     let cfg = SentimentConfig {
-        cell: CellKind::Lstm,
+        cell: Cell::Lstm,
         embedding_dim: 128,
         hidden_size: 256,
         num_layers: 2,

@@ -11,6 +11,7 @@
 //! the softmax of `logits / temperature` (optionally only among the `top_k` most likely),
 //! streaming each as it comes.
 
+use crate::cell::Cell;
 use crate::checkpoint;
 use crate::training::{Checks, StepOutcome, TrainStep};
 use anyhow::{anyhow, bail, Context, Result};
@@ -18,8 +19,8 @@ use recurrent::io::{
     load_safetensors, load_safetensors_bytes, safetensors_bytes, save_safetensors, write_atomic,
 };
 use recurrent::nn::{
-    visit_child, Embedding, EmbeddingConfig, Gru, GruConfig, Linear, LinearConfig, Lstm,
-    LstmConfig, Module,
+    visit_child, Embedding, EmbeddingConfig, Linear, LinearConfig, Module, Recurrent,
+    RecurrentConfig, RnnState,
 };
 use recurrent::optim::{Adam, AdamConfig, Optimizer};
 use recurrent::{ClassTarget, CrossEntropyOptions, Generator, Tensor};
@@ -27,16 +28,6 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// The recurrent cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Cell {
-    /// LSTM.
-    Lstm,
-    /// GRU.
-    Gru,
-}
 
 /// A character model's settings (saved in `config.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,10 +76,7 @@ impl CharConfig {
         positive_real("--lr", self.lr)?;
         crate::validate::non_negative_real("clip", self.clip)?;
         fraction("val_fraction", self.val_fraction)?;
-        let gates = match self.cell {
-            Cell::Lstm => 4,
-            Cell::Gru => 3,
-        };
+        let gates = self.cell.gates();
         // A character vocabulary is at most a few thousand symbols.
         let params = rnn_parameters(gates, self.embedding_dim, self.hidden, self.layers, 1)
             + 4096 * (self.embedding_dim as u128 + self.hidden as u128 + 1);
@@ -130,18 +118,10 @@ struct ConfigFile {
     config: CharConfig,
 }
 
-enum Rec {
-    Lstm(Lstm),
-    Gru(Gru),
-}
-
-/// `(h, c)` carried between chunks (`c` only for LSTM).
-type State = Option<(Tensor, Option<Tensor>)>;
-
 /// Embedding → RNN → Linear over characters.
 pub struct CharModel {
     embedding: Embedding,
-    rnn: Rec,
+    rnn: Recurrent,
     fc: Linear,
     training: bool,
 }
@@ -149,18 +129,12 @@ pub struct CharModel {
 impl Module for CharModel {
     fn visit_parameters(&self, f: &mut dyn FnMut(&str, &Tensor)) {
         visit_child("embedding", &self.embedding, f);
-        match &self.rnn {
-            Rec::Lstm(m) => visit_child("rnn", m, f),
-            Rec::Gru(m) => visit_child("rnn", m, f),
-        }
+        visit_child("rnn", &self.rnn, f);
         visit_child("fc", &self.fc, f);
     }
     fn set_training(&mut self, t: bool) {
         self.training = t;
-        match &mut self.rnn {
-            Rec::Lstm(m) => m.set_training(t),
-            Rec::Gru(m) => m.set_training(t),
-        }
+        self.rnn.set_training(t);
     }
     fn type_name(&self) -> &'static str {
         "CharModel"
@@ -171,20 +145,10 @@ impl CharModel {
     /// A fresh model over `vocab` characters.
     pub fn new(cfg: &CharConfig, vocab: usize, g: &mut Generator) -> Result<CharModel> {
         let embedding = EmbeddingConfig::new(vocab, cfg.embedding_dim).init_with(g)?;
-        let rnn = match cfg.cell {
-            Cell::Lstm => Rec::Lstm(
-                LstmConfig::new(cfg.embedding_dim, cfg.hidden)
-                    .with_num_layers(cfg.layers)
-                    .with_dropout(cfg.dropout)
-                    .init_with(g)?,
-            ),
-            Cell::Gru => Rec::Gru(
-                GruConfig::new(cfg.embedding_dim, cfg.hidden)
-                    .with_num_layers(cfg.layers)
-                    .with_dropout(cfg.dropout)
-                    .init_with(g)?,
-            ),
-        };
+        let rnn = RecurrentConfig::new(cfg.cell.mode(), cfg.embedding_dim, cfg.hidden)
+            .with_num_layers(cfg.layers)
+            .with_dropout(cfg.dropout)
+            .init_with(g)?;
         let fc = LinearConfig::new(cfg.hidden, vocab).init_with(g)?;
         Ok(CharModel {
             embedding,
@@ -194,38 +158,21 @@ impl CharModel {
         })
     }
 
-    /// Logits `[T*B, V]` for ids laid out `[T, B]` (time-major), and the final state.
+    /// Logits `[T*B, V]` for ids laid out `[T, B]` (time-major), starting from `state` (zeros
+    /// if `None`), and the final state.
     pub fn forward(
         &self,
         ids: &[usize],
         t: usize,
         b: usize,
-        state: &State,
-    ) -> Result<(Tensor, State)> {
+        state: Option<&RnnState>,
+    ) -> Result<(Tensor, RnnState)> {
         let e = self.embedding.forward(ids, &[t, b])?;
-        let (out, st) = match (&self.rnn, state) {
-            (Rec::Lstm(m), Some((h, Some(c)))) => {
-                let (o, (h, c)) = m.forward(&e, Some((h, c)))?;
-                (o, (h, Some(c)))
-            }
-            (Rec::Lstm(m), _) => {
-                let (o, (h, c)) = m.forward(&e, None)?;
-                (o, (h, Some(c)))
-            }
-            (Rec::Gru(m), s) => {
-                let (o, h) = m.forward(&e, s.as_ref().map(|s| &s.0))?;
-                (o, (h, None))
-            }
-        };
+        let (out, st) = self.rnn.forward(&e, state)?;
         let hsz = out.shape()[2];
         let logits = self.fc.forward(&out.reshape(&[t * b, hsz])?)?;
-        Ok((logits, Some(st)))
+        Ok((logits, st))
     }
-}
-
-fn detach(s: &State) -> State {
-    s.as_ref()
-        .map(|(h, c)| (h.detach(), c.as_ref().map(Tensor::detach)))
 }
 
 /// `[T, B]` inputs and targets of chunk `k` of `B` streams of `stream_len` characters.
@@ -258,14 +205,14 @@ pub fn evaluate(model: &CharModel, ids: &[usize], b: usize, t: usize) -> Result<
     let streams = make_streams(ids, b);
     let chunks = (streams[0].len() - 1).div_ceil(t);
     let (mut total, mut count) = (0.0, 0usize);
-    let mut state: State = None;
+    let mut state: Option<RnnState> = None;
     for k in 0..chunks {
         let (x, y, len) = chunk(&streams, k, t);
         if len == 0 {
             break;
         }
-        let (logits, st) = model.forward(&x, len, b, &state)?;
-        state = st;
+        let (logits, st) = model.forward(&x, len, b, state.as_ref())?;
+        state = Some(st);
         let loss = logits
             .cross_entropy(ClassTarget::Indices(&y), CrossEntropyOptions::default())?
             .item()? as f64;
@@ -522,12 +469,13 @@ pub fn train(cfg: CharConfig, opts: &CharTrainOptions) -> Result<CharReport> {
     'epochs: while st.epoch < cfg.epochs {
         let te = Instant::now();
         model.set_training(true);
-        let mut state: State = None;
+        let mut state: Option<RnnState> = None;
         let (mut total, mut count) = (0.0, 0usize);
         for k in 0..chunks {
             let (x, y, len) = chunk(&streams, k, t);
             let outcome = step.run(&mut opt, || {
-                let (logits, s) = model.forward(&x, len, b, &detach(&state))?;
+                let carried = state.as_ref().map(RnnState::detach);
+                let (logits, s) = model.forward(&x, len, b, carried.as_ref())?;
                 let loss = logits
                     .cross_entropy(ClassTarget::Indices(&y), CrossEntropyOptions::default())?;
                 Ok((loss, s))
@@ -543,7 +491,7 @@ pub fn train(cfg: CharConfig, opts: &CharTrainOptions) -> Result<CharReport> {
                     st.epoch + 1
                 );
             };
-            state = s;
+            state = Some(s);
             total += lv * y.len() as f64;
             count += y.len();
             steps_done += 1;
@@ -669,7 +617,7 @@ pub fn sample(dir: &Path, o: &SampleOptions, emit: &mut dyn FnMut(char)) -> Resu
     } else {
         prompt
     };
-    let (mut logits, mut state) = model.forward(&start, start.len(), 1, &None)?;
+    let (mut logits, mut state) = model.forward(&start, start.len(), 1, None)?;
     let mut out = String::new();
     for _ in 0..o.length {
         let v = chars.len();
@@ -701,7 +649,7 @@ pub fn sample(dir: &Path, o: &SampleOptions, emit: &mut dyn FnMut(char)) -> Resu
         let c = chars[pick];
         emit(c);
         out.push(c);
-        let (lg, st) = model.forward(&[pick], 1, 1, &state)?;
+        let (lg, st) = model.forward(&[pick], 1, 1, Some(&state))?;
         logits = lg;
         state = st;
     }

@@ -10,12 +10,11 @@
 //! are reported in the series' units next to the naive (last value) and seasonal-naive (the
 //! value one season earlier) baselines over exactly the same targets.
 
+use crate::cell::Cell;
 use crate::plot::{save_png, Panel, Series};
 use crate::training::{Checks, TrainStep};
 use anyhow::{bail, Context, Result};
-use recurrent::nn::{
-    visit_child, Gru, GruConfig, Linear, LinearConfig, Lstm, LstmConfig, Module, Rnn, RnnConfig,
-};
+use recurrent::nn::{visit_child, Linear, LinearConfig, Module, Recurrent, RecurrentConfig};
 use recurrent::optim::{Adam, AdamConfig};
 use recurrent::{Generator, Reduction, Tensor};
 use serde::Serialize;
@@ -56,18 +55,6 @@ impl Transform {
     fn diff(self) -> bool {
         matches!(self, Transform::Diff | Transform::LogDiff)
     }
-}
-
-/// The recurrent cell of the forecaster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Cell {
-    /// LSTM.
-    Lstm,
-    /// GRU.
-    Gru,
-    /// Elman RNN (tanh).
-    Rnn,
 }
 
 /// Settings of a forecasting run.
@@ -136,11 +123,7 @@ impl ForecastConfig {
         fraction("--var-state", self.variational.state)?;
         fraction("--var-output", self.variational.output)?;
         fraction("--weight-drop", self.weight_drop)?;
-        let gates = match self.cell {
-            Cell::Lstm => 4,
-            Cell::Gru => 3,
-            Cell::Rnn => 1,
-        };
+        let gates = self.cell.gates();
         let params = rnn_parameters(gates, 1, self.hidden, self.layers, 1)
             + (self.hidden as u128 + 1) * self.horizon as u128;
         let activations = self.batch_size as u128
@@ -257,31 +240,18 @@ pub fn errors(pred: &[f64], actual: &[f64]) -> Errors {
     }
 }
 
-enum Rec {
-    Lstm(Lstm),
-    Gru(Gru),
-    Rnn(Rnn),
-}
-
+/// The recurrent layers and a linear head on the last layer's final state.
 struct Net {
-    rnn: Rec,
+    rnn: Recurrent,
     head: Linear,
 }
 
 impl Module for Net {
     fn set_training(&mut self, t: bool) {
-        match &mut self.rnn {
-            Rec::Lstm(m) => m.set_training(t),
-            Rec::Gru(m) => m.set_training(t),
-            Rec::Rnn(m) => m.set_training(t),
-        }
+        self.rnn.set_training(t);
     }
     fn visit_parameters(&self, f: &mut dyn FnMut(&str, &Tensor)) {
-        match &self.rnn {
-            Rec::Lstm(m) => visit_child("rnn", m, f),
-            Rec::Gru(m) => visit_child("rnn", m, f),
-            Rec::Rnn(m) => visit_child("rnn", m, f),
-        }
+        visit_child("rnn", &self.rnn, f);
         visit_child("head", &self.head, f);
     }
 }
@@ -289,11 +259,8 @@ impl Module for Net {
 impl Net {
     /// `x: [B, W, 1]` → `[B, out]`.
     fn forward(&self, x: &Tensor) -> recurrent::Result<Tensor> {
-        let h_n = match &self.rnn {
-            Rec::Lstm(m) => m.forward(x, None)?.1 .0,
-            Rec::Gru(m) => m.forward(x, None)?.1,
-            Rec::Rnn(m) => m.forward(x, None)?.1,
-        };
+        let (_, state) = self.rnn.forward(x, None)?;
+        let h_n = state.h();
         let last = h_n.select(0, h_n.shape()[0] - 1)?;
         self.head.forward(&last)
     }
@@ -414,26 +381,16 @@ pub fn run(mut cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
     };
     let mut g = Generator::new(cfg.seed);
     recurrent::manual_seed(cfg.seed);
-    // The three cells share every setting; only the config type differs.
-    macro_rules! build {
-        ($config:ident) => {
-            $config::new(1, cfg.hidden)
-                .with_num_layers(cfg.layers)
-                .with_batch_first(true)
-                .with_variational_dropout(
-                    cfg.variational.input,
-                    cfg.variational.state,
-                    cfg.variational.output,
-                )
-                .with_weight_drop(cfg.weight_drop)
-                .init_with(&mut g)?
-        };
-    }
-    let rnn = match cfg.cell {
-        Cell::Lstm => Rec::Lstm(build!(LstmConfig)),
-        Cell::Gru => Rec::Gru(build!(GruConfig)),
-        Cell::Rnn => Rec::Rnn(build!(RnnConfig)),
-    };
+    let rnn = RecurrentConfig::new(cfg.cell.mode(), 1, cfg.hidden)
+        .with_num_layers(cfg.layers)
+        .with_batch_first(true)
+        .with_variational_dropout(
+            cfg.variational.input,
+            cfg.variational.state,
+            cfg.variational.output,
+        )
+        .with_weight_drop(cfg.weight_drop)
+        .init_with(&mut g)?;
     let net = Net {
         rnn,
         head: LinearConfig::new(cfg.hidden, out_len).init_with(&mut g)?,
@@ -647,11 +604,7 @@ impl std::fmt::Display for ForecastReport {
                 e.rmse, e.mae, e.mape
             )
         };
-        line(
-            f,
-            &format!("{:?}", self.config.cell).to_lowercase(),
-            &self.model,
-        )?;
+        line(f, self.config.cell.name(), &self.model)?;
         line(f, "naive", &self.naive)?;
         if let Some(s) = &self.seasonal_naive {
             line(f, &format!("seasonal naive/{}", self.config.season), s)?;

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod cell;
 pub mod charlm;
 pub mod checkpoint;
 pub mod datapath;

@@ -2,9 +2,10 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use recurrent_cli::cell::Cell;
 use recurrent_cli::datapath;
 use recurrent_cli::sentiment::config::{
-    CellKind, OptimizerKind, Pool, ScheduleKind, SentimentConfig, Truncate,
+    OptimizerKind, Pool, ScheduleKind, SentimentConfig, Truncate,
 };
 use recurrent_cli::sentiment::train::{train, TrainOptions};
 use recurrent_cli::sentiment::{self, EvalSource};
@@ -115,7 +116,7 @@ struct ForecastArgs {
     transform: recurrent_cli::forecast::Transform,
     /// Recurrent cell.
     #[arg(long, value_enum, default_value = "lstm")]
-    cell: recurrent_cli::forecast::Cell,
+    cell: Cell,
     /// Hidden size.
     #[arg(long, default_value_t = 32)]
     hidden: usize,
@@ -164,8 +165,8 @@ struct CharlmTrainArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
     /// lstm or gru.
-    #[arg(long, value_enum, default_value = "lstm")]
-    cell: recurrent_cli::charlm::Cell,
+    #[arg(long, default_value = "lstm", value_parser = Cell::parser(&[Cell::Lstm, Cell::Gru]))]
+    cell: Cell,
     /// Embedding size.
     #[arg(long, default_value_t = 64)]
     embedding_dim: usize,
@@ -229,8 +230,8 @@ struct CharlmSampleArgs {
 #[derive(Args)]
 struct Seq2SeqArgs {
     /// gru or lstm.
-    #[arg(long, default_value = "gru")]
-    cell: String,
+    #[arg(long, default_value = "gru", value_parser = Cell::parser(&[Cell::Gru, Cell::Lstm]))]
+    cell: Cell,
     /// Embedding size.
     #[arg(long, default_value_t = 32)]
     embedding_dim: usize,
@@ -404,7 +405,7 @@ struct Settings {
     val_fraction: Option<f64>,
     /// Recurrent cell.
     #[arg(long, value_enum)]
-    cell: Option<CellKind>,
+    cell: Option<Cell>,
     /// Embedding size.
     #[arg(long)]
     embedding_dim: Option<usize>,

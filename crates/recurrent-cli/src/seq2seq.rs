@@ -8,11 +8,12 @@
 //! month-first ones slashes), so a perfect model exists; the metric is exact-match accuracy
 //! on held-out dates.
 
+use crate::cell::Cell;
 use crate::training::{Checks, TrainStep};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use recurrent::nn::{
     pack_padded_sequence, pad_packed_sequence, visit_child, CellConfig, Embedding, EmbeddingConfig,
-    Gru, GruCell, GruConfig, Linear, LinearConfig, Lstm, LstmCell, LstmConfig, Module,
+    Linear, LinearConfig, Module, Recurrent, RecurrentCell, RecurrentConfig, RnnMode, RnnState,
 };
 use recurrent::optim::{Adam, AdamConfig};
 use recurrent::{ClassTarget, CrossEntropyOptions, Generator, Tensor};
@@ -143,8 +144,8 @@ impl CharVocab {
 /// Settings.
 #[derive(Clone, Debug, Serialize)]
 pub struct Seq2SeqConfig {
-    /// `gru` or `lstm`.
-    pub cell: String,
+    /// `gru` or `lstm` (the `seq2seq` subcommand offers these; `rnn` works too).
+    pub cell: Cell,
     /// Embedding size.
     pub embedding_dim: usize,
     /// Hidden size (encoder per direction, and decoder).
@@ -178,9 +179,6 @@ impl Seq2SeqConfig {
             fits_in_memory, positive, positive_real, probability, rnn_parameters, size,
             training_bytes, MAX_WIDTH,
         };
-        if !matches!(self.cell.as_str(), "gru" | "lstm") {
-            bail!("--cell must be gru or lstm, got {:?}", self.cell);
-        }
         size("--embedding-dim", self.embedding_dim, MAX_WIDTH)?;
         size("--hidden", self.hidden, MAX_WIDTH)?;
         probability("--teacher-forcing", self.teacher_forcing)?;
@@ -190,7 +188,7 @@ impl Seq2SeqConfig {
         size("--batch-size", self.batch_size, 1_000_000)?;
         positive_real("--lr", self.lr)?;
         size("--beam", self.beam, 1_000)?;
-        let gates = if self.cell == "lstm" { 4 } else { 3 };
+        let gates = self.cell.gates();
         let dirs = if self.bidirectional { 2 } else { 1 };
         let h = self.hidden as u128;
         let params = rnn_parameters(gates, self.embedding_dim, self.hidden, 1, dirs)
@@ -211,23 +209,13 @@ impl Seq2SeqConfig {
     }
 }
 
-enum Enc {
-    Gru(Gru),
-    Lstm(Lstm),
-}
-
-enum Dec {
-    Gru(GruCell),
-    Lstm(LstmCell),
-}
-
 /// The encoder-decoder.
 pub struct Seq2Seq {
     src_emb: Embedding,
     tgt_emb: Embedding,
-    enc: Enc,
+    enc: Recurrent,
     bridge: Linear,
-    dec: Dec,
+    dec: RecurrentCell,
     w_q: Option<Linear>,
     w_k: Option<Linear>,
     v: Option<Tensor>,
@@ -239,15 +227,9 @@ impl Module for Seq2Seq {
     fn visit_parameters(&self, f: &mut dyn FnMut(&str, &Tensor)) {
         visit_child("src_embedding", &self.src_emb, f);
         visit_child("tgt_embedding", &self.tgt_emb, f);
-        match &self.enc {
-            Enc::Gru(m) => visit_child("encoder", m, f),
-            Enc::Lstm(m) => visit_child("encoder", m, f),
-        }
+        visit_child("encoder", &self.enc, f);
         visit_child("bridge", &self.bridge, f);
-        match &self.dec {
-            Dec::Gru(m) => visit_child("decoder", m, f),
-            Dec::Lstm(m) => visit_child("decoder", m, f),
-        }
+        visit_child("decoder", &self.dec, f);
         if let (Some(q), Some(k), Some(v)) = (&self.w_q, &self.w_k, &self.v) {
             visit_child("attention.w_q", q, f);
             visit_child("attention.w_k", k, f);
@@ -265,39 +247,22 @@ struct Encoded {
     proj_keys: Option<Tensor>,
     /// `[B, S]`: 0 at real positions, -1e9 at padding.
     mask: Tensor,
-    /// Initial decoder state(s).
-    state: Vec<Tensor>,
+    /// The decoder's initial state.
+    state: RnnState,
 }
 
 impl Seq2Seq {
+    /// A fresh model for source and target vocabularies of `vs` and `vt` entries.
     fn new(cfg: &Seq2SeqConfig, vs: usize, vt: usize, g: &mut Generator) -> Result<Seq2Seq> {
         let (e, h) = (cfg.embedding_dim, cfg.hidden);
         let d = if cfg.bidirectional { 2 } else { 1 };
         let k = d * h;
-        let lstm = match cfg.cell.as_str() {
-            "lstm" => true,
-            "gru" => false,
-            other => bail!("--cell must be gru or lstm, got {other:?}"),
-        };
-        let enc = if lstm {
-            Enc::Lstm(
-                LstmConfig::new(e, h)
-                    .with_bidirectional(cfg.bidirectional)
-                    .init_with(g)?,
-            )
-        } else {
-            Enc::Gru(
-                GruConfig::new(e, h)
-                    .with_bidirectional(cfg.bidirectional)
-                    .init_with(g)?,
-            )
-        };
+        let mode = cfg.cell.mode();
+        let enc = RecurrentConfig::new(mode, e, h)
+            .with_bidirectional(cfg.bidirectional)
+            .init_with(g)?;
         let dec_in = e + if cfg.attention { k } else { 0 };
-        let dec = if lstm {
-            Dec::Lstm(CellConfig::new(dec_in, h).lstm_with(g)?)
-        } else {
-            Dec::Gru(CellConfig::new(dec_in, h).gru_with(g)?)
-        };
+        let dec = RecurrentCell::new_with(mode, &CellConfig::new(dec_in, h), g)?;
         let a = h;
         Ok(Seq2Seq {
             src_emb: EmbeddingConfig::new(vs, e)
@@ -337,21 +302,16 @@ impl Seq2Seq {
         let lengths: Vec<usize> = src.iter().map(Vec::len).collect();
         let emb = self.src_emb.forward(&ids, &[b, s_max])?;
         let packed = pack_padded_sequence(&emb, &lengths, true, false)?;
-        let (out, h_n) = match &self.enc {
-            Enc::Gru(m) => m.forward_packed(&packed, None)?,
-            Enc::Lstm(m) => {
-                let (o, (h, _)) = m.forward_packed(&packed, None)?;
-                (o, h)
-            }
-        };
+        let (out, enc_state) = self.enc.forward_packed(&packed, None)?;
+        let h_n = enc_state.h();
         let (keys, _) = pad_packed_sequence(&out, true, 0.0, Some(s_max))?;
         // Final states of both directions side by side → the decoder's initial state.
         let d = h_n.shape()[0];
         let last = h_n.permute(&[1, 0, 2])?.reshape(&[b, d * self.hidden])?;
         let h0 = self.bridge.forward(&last)?.tanh()?;
-        let state = match self.dec {
-            Dec::Gru(_) => vec![h0],
-            Dec::Lstm(_) => vec![h0.clone(), Tensor::zeros(&[b, self.hidden])?],
+        let state = match self.dec.mode() {
+            RnnMode::Lstm => RnnState::HC(h0, Tensor::zeros(&[b, self.hidden])?),
+            _ => RnnState::H(h0),
         };
         let mut mask = vec![0.0f32; b * s_max];
         for (i, &l) in lengths.iter().enumerate() {
@@ -367,15 +327,10 @@ impl Seq2Seq {
     }
 
     /// One decoder step: previous tokens `[B]` and state → logits `[B, V]` and the new state.
-    fn step(
-        &self,
-        enc: &Encoded,
-        prev: &[usize],
-        state: &[Tensor],
-    ) -> Result<(Tensor, Vec<Tensor>)> {
+    fn step(&self, enc: &Encoded, prev: &[usize], state: &RnnState) -> Result<(Tensor, RnnState)> {
         let b = prev.len();
         let emb = self.tgt_emb.forward(prev, &[b])?;
-        let h_prev = &state[0];
+        let h_prev = state.h();
         let context = match (&self.w_q, &enc.proj_keys, &self.v) {
             (Some(w_q), Some(pk), Some(v)) => {
                 // e_s = vᵀ tanh(W_q h + W_k k_s);  α = softmax(e + mask);  c = Σ α_s k_s
@@ -390,16 +345,10 @@ impl Seq2Seq {
             Some(c) => Tensor::cat(&[emb, c.clone()], 1)?,
             None => emb,
         };
-        let new_state = match &self.dec {
-            Dec::Gru(cell) => vec![cell.forward(&input, Some(h_prev))?],
-            Dec::Lstm(cell) => {
-                let (h, c) = cell.forward(&input, Some((&state[0], &state[1])))?;
-                vec![h, c]
-            }
-        };
+        let new_state = self.dec.forward(&input, Some(state))?;
         let feat = match &context {
-            Some(c) => Tensor::cat(&[new_state[0].clone(), c.clone()], 1)?,
-            None => new_state[0].clone(),
+            Some(c) => Tensor::cat(&[new_state.h().clone(), c.clone()], 1)?,
+            None => new_state.h().clone(),
         };
         Ok((self.out.forward(&feat)?, new_state))
     }
@@ -452,6 +401,7 @@ impl Seq2Seq {
         )?)
     }
 
+    /// Greedy decoding of a batch of sources, up to `max_len` characters each.
     fn greedy(&self, src: &[Vec<usize>], max_len: usize) -> Result<Vec<Vec<usize>>> {
         let enc = self.encode(src)?;
         let b = src.len();
@@ -491,7 +441,7 @@ impl Seq2Seq {
             keys: rep(&enc1.keys)?,
             proj_keys: enc1.proj_keys.as_ref().map(rep).transpose()?,
             mask: rep(&enc1.mask)?,
-            state: enc1.state.iter().map(rep).collect::<Result<_>>()?,
+            state: map_state(&enc1.state, rep)?,
         };
         let mut beams: Vec<(Vec<usize>, f64, bool)> = vec![(Vec::new(), 0.0, false)];
         let mut state = enc.state.clone();
@@ -530,10 +480,7 @@ impl Seq2Seq {
                 .chain(std::iter::repeat(0))
                 .take(width)
                 .collect();
-            state = st
-                .iter()
-                .map(|s| s.index_select(0, &parents))
-                .collect::<recurrent::Result<_>>()?;
+            state = map_state(&st, |s| Ok(s.index_select(0, &parents)?))?;
             beams = cands
                 .iter()
                 .map(|&(bi, tok, score)| {
@@ -561,6 +508,14 @@ fn argmax(v: &[f32]) -> usize {
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map_or(0, |(i, _)| i)
+}
+
+/// `state` with `f` applied to each of its parts (`h`, and `c` for an LSTM).
+fn map_state(state: &RnnState, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<RnnState> {
+    Ok(match state {
+        RnnState::H(h) => RnnState::H(f(h)?),
+        RnnState::HC(h, c) => RnnState::HC(f(h)?, f(c)?),
+    })
 }
 
 /// Results.

@@ -1,21 +1,10 @@
 //! The IMDB lab's configuration: data, model and training settings, settable from a TOML
 //! file and overridden by flags. Unknown keys are errors.
 
+use crate::cell::Cell;
 use anyhow::{bail, Result};
 use recurrent_data::tokenizer::Tokenizer;
 use serde::{Deserialize, Serialize};
-
-/// The recurrent cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum CellKind {
-    /// Long short-term memory.
-    Lstm,
-    /// Gated recurrent unit.
-    Gru,
-    /// Elman RNN with tanh.
-    Rnn,
-}
 
 /// How the recurrent outputs become one feature vector per review.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -82,7 +71,7 @@ pub struct SentimentConfig {
     /// Fraction of the training split held out for validation.
     pub val_fraction: f64,
     /// Recurrent cell.
-    pub cell: CellKind,
+    pub cell: Cell,
     /// Embedding size.
     pub embedding_dim: usize,
     /// Hidden size.
@@ -138,7 +127,7 @@ impl Default for SentimentConfig {
             max_len: 400,
             truncate: Truncate::Head,
             val_fraction: 0.1,
-            cell: CellKind::Lstm,
+            cell: Cell::Lstm,
             embedding_dim: 128,
             hidden_size: 128,
             num_layers: 1,
@@ -236,11 +225,7 @@ impl SentimentConfig {
         positive_real("lr (--lr)", self.lr)?;
         non_negative_real("weight_decay (--weight-decay)", self.weight_decay)?;
         non_negative_real("clip_grad_norm (--clip-grad-norm)", self.clip_grad_norm)?;
-        let gates = match self.cell {
-            CellKind::Lstm => 4,
-            CellKind::Gru => 3,
-            CellKind::Rnn => 1,
-        };
+        let gates = self.cell.gates();
         let dirs = if self.bidirectional { 2 } else { 1 };
         let (e, h, l) = (
             self.embedding_dim as u128,
@@ -287,7 +272,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (c.cell, c.hidden_size, c.max_vocab),
-            (CellKind::Gru, 64, 20_000)
+            (Cell::Gru, 64, 20_000)
         );
         let e = SentimentConfig::from_toml("hiden_size = 64", &SentimentConfig::default())
             .unwrap_err()
