@@ -75,16 +75,6 @@ struct DropoutArgs {
     weight_drop: f64,
 }
 
-impl DropoutArgs {
-    fn variational(&self) -> recurrent::nn::VariationalDropout {
-        recurrent::nn::VariationalDropout {
-            input: self.var_input,
-            state: self.var_state,
-            output: self.var_output,
-        }
-    }
-}
-
 #[derive(Args)]
 struct ForecastArgs {
     /// The CSV file (with a header row).
@@ -855,8 +845,12 @@ fn run() -> Result<ExitCode> {
                 lr: a.lr,
                 seed: a.seed,
                 out: a.out.clone(),
-                variational: a.dropout.variational(),
-                weight_drop: a.dropout.weight_drop,
+                dropout: recurrent_cli::forecast::Dropout {
+                    var_input: a.dropout.var_input,
+                    var_state: a.dropout.var_state,
+                    var_output: a.dropout.var_output,
+                    weight_drop: a.dropout.weight_drop,
+                },
             };
             let r = recurrent_cli::forecast::run(cfg, a.quiet)?;
             println!("{r}");
