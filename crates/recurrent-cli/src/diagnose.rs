@@ -28,24 +28,32 @@ use recurrent::{Generator, Reduction, Tensor};
 use serde::Serialize;
 use std::path::Path;
 
-/// Settings.
-#[derive(Clone, Debug, Serialize)]
+/// Settings: the `diagnose` subcommand's flags.
+#[derive(Clone, Debug, Serialize, clap::Args)]
 pub struct DiagnoseConfig {
     /// Sequence length.
+    #[arg(long, default_value_t = 50)]
     pub steps: usize,
-    /// Input features per step.
+    /// Input features.
+    #[arg(long, default_value_t = 8)]
     pub input: usize,
     /// Hidden size.
+    #[arg(long, default_value_t = 64)]
     pub hidden: usize,
-    /// Stacked layers.
+    /// Layers.
+    #[arg(long, default_value_t = 2)]
     pub layers: usize,
-    /// Training steps.
+    /// Training steps per cell type.
+    #[arg(long, default_value_t = 300)]
     pub train_steps: usize,
     /// Batch size.
+    #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// Learning rate.
+    #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
     /// Seed.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 

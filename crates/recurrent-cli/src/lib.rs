@@ -1,5 +1,6 @@
 //! The `recurrent` command-line tool's library: the applications (the IMDB sentiment lab and
-//! its siblings), checkpoints, metrics, plots and data location.
+//! its siblings), the subcommands that run them (`cmd`), and what they share: the cell a user
+//! picks, the training step, Ctrl-C, checkpoints, metrics, plots and data location.
 
 #![warn(missing_docs)]
 
@@ -7,6 +8,7 @@ pub mod bench;
 pub mod cell;
 pub mod charlm;
 pub mod checkpoint;
+pub mod cmd;
 pub mod datapath;
 pub mod diagnose;
 pub mod forecast;

@@ -56,16 +56,20 @@ pub struct Row {
     pub framework: String,
 }
 
-/// Which cases to run (empty lists mean all).
-#[derive(Clone, Debug)]
+/// Which cases to run (the `bench` subcommand's flags; empty lists mean all).
+#[derive(Clone, Debug, clap::Args)]
 pub struct BenchOptions {
     /// Cases: imdb, small, bidir, packed (and padded), cell-latency, lab (default: all).
+    #[arg(long, value_delimiter = ',')]
     pub cases: Vec<String>,
     /// Layers: lstm, gru, rnn, lab (default: all).
+    #[arg(long, value_delimiter = ',')]
     pub layers: Vec<String>,
     /// Modes: train, infer (default: both).
+    #[arg(long, value_delimiter = ',')]
     pub modes: Vec<String>,
     /// Timed steps per case (after two warm-up steps).
+    #[arg(long, default_value_t = 7)]
     pub repeat: usize,
 }
 

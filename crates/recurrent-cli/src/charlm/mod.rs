@@ -27,37 +27,50 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// A character model's settings (saved in `config.json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A character model's settings (saved in `config.json`), and the `charlm train` flags that
+/// set them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct CharConfig {
     /// lstm or gru.
+    #[arg(long, default_value_t = DEFAULT.cell, value_parser = Cell::parser(&[Cell::Lstm, Cell::Gru]))]
     pub cell: Cell,
     /// Embedding size.
+    #[arg(long, default_value_t = DEFAULT.embedding_dim)]
     pub embedding_dim: usize,
     /// Hidden size.
+    #[arg(long, default_value_t = DEFAULT.hidden)]
     pub hidden: usize,
     /// Layers.
+    #[arg(long, default_value_t = DEFAULT.layers)]
     pub layers: usize,
     /// Dropout between layers.
+    #[arg(long, default_value_t = DEFAULT.dropout)]
     pub dropout: f64,
     /// Characters per BPTT chunk.
+    #[arg(long, default_value_t = DEFAULT.seq_len)]
     pub seq_len: usize,
     /// Parallel streams.
+    #[arg(long, default_value_t = DEFAULT.batch_size)]
     pub batch_size: usize,
     /// Epochs.
+    #[arg(long, default_value_t = DEFAULT.epochs)]
     pub epochs: usize,
     /// Learning rate.
+    #[arg(long, default_value_t = DEFAULT.lr)]
     pub lr: f64,
-    /// Gradient-norm clipping.
+    /// Gradient-norm clipping (not a flag).
+    #[arg(skip = DEFAULT.clip)]
     pub clip: f64,
-    /// Fraction of the text (its end) used for validation.
+    /// Fraction of the text (its end) used for validation (not a flag).
+    #[arg(skip = DEFAULT.val_fraction)]
     pub val_fraction: f64,
     /// Seed.
+    #[arg(long, default_value_t = DEFAULT.seed)]
     pub seed: u64,
 }
 
-/// The default settings.
+/// The default settings (the flags' defaults).
 const DEFAULT: CharConfig = CharConfig {
     cell: Cell::Lstm,
     embedding_dim: 64,

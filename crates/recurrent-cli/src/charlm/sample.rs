@@ -9,18 +9,23 @@ use recurrent::Generator;
 use std::io::Write;
 use std::path::Path;
 
-/// Sampling settings.
-#[derive(Clone, Debug)]
+/// Sampling settings (the `charlm sample` flags).
+#[derive(Clone, Debug, clap::Args)]
 pub struct SampleOptions {
     /// Text to start from.
+    #[arg(long, default_value = "")]
     pub prompt: String,
     /// Characters to generate.
+    #[arg(long, default_value_t = 500)]
     pub length: usize,
     /// Softmax temperature.
+    #[arg(long, default_value_t = 0.8)]
     pub temperature: f64,
     /// Sample only among the k most likely characters (0: all).
+    #[arg(long, default_value_t = 0)]
     pub top_k: usize,
     /// Seed.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 

@@ -10,7 +10,7 @@
 //! are reported in the series' units next to the naive (last value) and seasonal-naive (the
 //! value one season earlier) baselines over exactly the same targets.
 //!
-//! Here: the settings, the preparation of the series, the
+//! Here: the settings (which are the subcommand's flags), the preparation of the series, the
 //! model and its training, and the forecasts; reading the CSV and the error measures are in
 //! `series.rs`, the report and its files in `report.rs`.
 
@@ -71,15 +71,19 @@ impl Transform {
 
 /// Dropout variants of the recurrent layers (all off by default). Serialised as
 /// `"variational": {input, state, output}, "weight_drop"` in `metrics.json`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, clap::Args)]
 pub struct Dropout {
     /// Variational dropout on recurrent layer inputs (one mask per sequence; not in PyTorch).
+    #[arg(long, default_value_t = 0.0)]
     pub var_input: f64,
     /// Variational dropout on the recurrent state h_{t-1}.
+    #[arg(long, default_value_t = 0.0)]
     pub var_state: f64,
     /// Variational dropout on recurrent layer outputs.
+    #[arg(long, default_value_t = 0.0)]
     pub var_output: f64,
     /// DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop).
+    #[arg(long, default_value_t = 0.0)]
     pub weight_drop: f64,
 }
 
@@ -109,44 +113,62 @@ impl Serialize for Dropout {
     }
 }
 
-/// Settings of a forecasting run.
-#[derive(Clone, Debug, Serialize)]
+/// Settings of a forecasting run: the `forecast` subcommand's flags.
+#[derive(Clone, Debug, Serialize, clap::Args)]
 pub struct ForecastConfig {
     /// The CSV file (with a header row).
+    #[arg(long)]
     pub csv: PathBuf,
     /// The value column (name or 0-based index).
+    #[arg(long)]
     pub column: String,
     /// Past values per window.
+    #[arg(long, default_value_t = 12)]
     pub window: usize,
     /// Steps ahead to forecast.
+    #[arg(long, default_value_t = 1)]
     pub horizon: usize,
     /// direct (one output per step) or recursive (feed forecasts back).
+    #[arg(long, value_enum, default_value = "direct")]
     pub strategy: Strategy,
     /// Held-out points at the end (default: a fifth of the series).
+    #[arg(long)]
     pub test: Option<usize>,
     /// Fraction of the remaining points used for validation.
+    #[arg(long, default_value_t = 0.1)]
     pub val_fraction: f64,
     /// Season length for the seasonal-naive baseline (e.g. 12 for monthly data; 0: none).
+    #[arg(long, default_value_t = 0)]
     pub season: usize,
     /// Transform before scaling (undone on the forecasts): none, log, diff or log-diff.
+    #[arg(long, value_enum, default_value = "none")]
     pub transform: Transform,
     /// Recurrent cell.
+    #[arg(long, value_enum, default_value = "lstm")]
     pub cell: Cell,
     /// Hidden size.
+    #[arg(long, default_value_t = 32)]
     pub hidden: usize,
     /// Layers.
+    #[arg(long, default_value_t = 1)]
     pub layers: usize,
     /// Epochs.
+    #[arg(long, default_value_t = 200)]
     pub epochs: usize,
     /// Windows per batch.
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Learning rate.
+    #[arg(long, default_value_t = 5e-3)]
     pub lr: f64,
     /// Seed.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Output folder (plot, forecasts, metrics).
+    #[arg(long, default_value = "runs/forecast")]
     pub out: PathBuf,
     /// Dropout of the recurrent layers (off by default).
+    #[command(flatten)]
     #[serde(flatten)]
     pub dropout: Dropout,
 }

@@ -8,7 +8,7 @@
 //! month-first ones slashes), so a perfect model exists; the metric is exact-match accuracy
 //! on held-out dates.
 //!
-//! Here: the settings, training and evaluation; the task
+//! Here: the settings (which are the subcommand's flags), training and evaluation; the task
 //! is in `dates.rs`, the model in `model.rs`.
 
 mod dates;
@@ -25,34 +25,48 @@ use recurrent::optim::{Adam, AdamConfig};
 use recurrent::Generator;
 use serde::Serialize;
 
-/// Settings. The hidden size is the encoder's per direction, and the decoder's.
-#[derive(Clone, Debug, Serialize)]
+/// Settings: the `seq2seq` subcommand's flags. The hidden size is the encoder's per
+/// direction, and the decoder's.
+#[derive(Clone, Debug, Serialize, clap::Args)]
 pub struct Seq2SeqConfig {
     /// gru or lstm.
+    #[arg(long, default_value = "gru", value_parser = Cell::parser(&[Cell::Gru, Cell::Lstm]))]
     pub cell: Cell,
     /// Embedding size.
+    #[arg(long, default_value_t = 32)]
     pub embedding_dim: usize,
     /// Hidden size.
+    #[arg(long, default_value_t = 128)]
     pub hidden: usize,
     /// Bidirectional encoder (true/false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub bidirectional: bool,
     /// Additive attention (true/false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub attention: bool,
     /// Probability of feeding the true previous character in training.
+    #[arg(long, default_value_t = 1.0)]
     pub teacher_forcing: f64,
     /// Training pairs.
+    #[arg(long, default_value_t = 20_000)]
     pub train: usize,
     /// Held-out pairs.
+    #[arg(long, default_value_t = 2_000)]
     pub test: usize,
     /// Epochs.
+    #[arg(long, default_value_t = 8)]
     pub epochs: usize,
     /// Batch size.
+    #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Learning rate.
+    #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
     /// Beam width.
+    #[arg(long, default_value_t = 4)]
     pub beam: usize,
     /// Seed.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 
