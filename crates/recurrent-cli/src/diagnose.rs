@@ -15,34 +15,45 @@
 //!
 //! Written as `gradient_norms.csv`, `layer_norms.csv`, `summary.json` and PNG plots.
 
+use crate::cell::Cell;
 use crate::plot::{save_png, Panel, Series};
+use crate::training::{Checks, TrainStep};
 use anyhow::{Context, Result};
 use recurrent::nn::{
-    CellConfig, GruConfig, Linear, LinearConfig, LstmConfig, Module, RnnConfig, StateDict,
+    CellConfig, Linear, LinearConfig, Module, Recurrent, RecurrentCell, RecurrentConfig, RnnState,
+    StateDict,
 };
-use recurrent::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer};
+use recurrent::optim::{Adam, AdamConfig};
 use recurrent::{Generator, Reduction, Tensor};
 use serde::Serialize;
 use std::path::Path;
 
-/// Settings.
-#[derive(Clone, Debug, Serialize)]
+/// Settings: the `diagnose` subcommand's flags.
+#[derive(Clone, Debug, Serialize, clap::Args)]
 pub struct DiagnoseConfig {
     /// Sequence length.
+    #[arg(long, default_value_t = 50)]
     pub steps: usize,
-    /// Input features per step.
+    /// Input features.
+    #[arg(long, default_value_t = 8)]
     pub input: usize,
     /// Hidden size.
+    #[arg(long, default_value_t = 64)]
     pub hidden: usize,
-    /// Stacked layers.
+    /// Layers.
+    #[arg(long, default_value_t = 2)]
     pub layers: usize,
-    /// Training steps.
+    /// Training steps per cell type.
+    #[arg(long, default_value_t = 300)]
     pub train_steps: usize,
     /// Batch size.
+    #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// Learning rate.
+    #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
     /// Seed.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 
@@ -104,45 +115,23 @@ fn data(cfg: &DiagnoseConfig, n: usize, g: &mut Generator) -> Result<(Tensor, Te
     Ok((x, Tensor::from_vec(y, &[n])?))
 }
 
-enum Net {
-    Rnn(recurrent::nn::Rnn),
-    Lstm(recurrent::nn::Lstm),
-    Gru(recurrent::nn::Gru),
+/// Final hidden state of the last layer of `net`, `[B, H]`.
+fn last(net: &Recurrent, x: &Tensor) -> recurrent::Result<Tensor> {
+    let (_, state) = net.forward(x, None)?;
+    let h = state.h();
+    h.select(0, h.shape()[0] - 1)
 }
-
-impl Net {
-    fn module(&self) -> &dyn Module {
-        match self {
-            Net::Rnn(m) => m,
-            Net::Lstm(m) => m,
-            Net::Gru(m) => m,
-        }
-    }
-    /// Final hidden state of the last layer, `[B, H]`.
-    fn last(&self, x: &Tensor) -> recurrent::Result<Tensor> {
-        let h = match self {
-            Net::Rnn(m) => m.forward(x, None)?.1,
-            Net::Lstm(m) => m.forward(x, None)?.1 .0,
-            Net::Gru(m) => m.forward(x, None)?.1,
-        };
-        h.select(0, h.shape()[0] - 1)
-    }
-}
-
-/// One cell step: input and states → new states.
-type StepFn = Box<dyn Fn(&Tensor, &[Tensor]) -> recurrent::Result<Vec<Tensor>>>;
 
 /// `‖∂L/∂h_t‖` (mean over the batch of per-sequence norms) of the last layer, by stepping
 /// cells that share the network's weights, with a zero probe added to every `h_t`.
 fn probe(
-    kind: &str,
-    net: &Net,
+    net: &Recurrent,
     head: &Linear,
     cfg: &DiagnoseConfig,
     x: &Tensor,
     y: &Tensor,
 ) -> Result<Vec<f64>> {
-    let sd = net.module().state_dict();
+    let sd = net.state_dict();
     let (b, t_len, h) = (x.shape()[0], cfg.steps, cfg.hidden);
     // One cell per layer, loaded with that layer's weights.
     let mut cells = Vec::new();
@@ -156,44 +145,31 @@ fn probe(
                     .map(|s| (s.to_string(), t.clone()))
             })
             .collect();
-        let m: StepFn = match kind {
-            "lstm" => {
-                let cell = c.lstm()?;
-                cell.load_state_dict(&layer_sd, true)?;
-                Box::new(move |x, s| {
-                    let (hh, cc) = cell.forward(x, s.first().zip(s.get(1)))?;
-                    Ok(vec![hh, cc])
-                })
-            }
-            "gru" => {
-                let cell = c.gru()?;
-                cell.load_state_dict(&layer_sd, true)?;
-                Box::new(move |x, s| Ok(vec![cell.forward(x, s.first())?]))
-            }
-            _ => {
-                let cell = c.rnn()?;
-                cell.load_state_dict(&layer_sd, true)?;
-                Box::new(move |x, s| Ok(vec![cell.forward(x, s.first())?]))
-            }
-        };
-        cells.push(m);
+        // Drawn from the process-wide generator, then overwritten with the layer's weights.
+        let cell = RecurrentCell::new(net.mode(), &c)?;
+        cell.load_state_dict(&layer_sd, true)?;
+        cells.push(cell);
     }
-    let mut states: Vec<Vec<Tensor>> = vec![Vec::new(); cfg.layers];
+    let mut states: Vec<Option<RnnState>> = vec![None; cfg.layers];
     let mut probes = Vec::with_capacity(t_len);
     for t in 0..t_len {
         let mut inp = x.select(1, t)?;
         for l in 0..cfg.layers {
-            let mut s = cells[l](&inp, &states[l])?;
+            let mut s = cells[l].forward(&inp, states[l].as_ref())?;
             if l == cfg.layers - 1 {
                 let p = Tensor::zeros(&[b, h])?.requires_grad();
-                s[0] = s[0].add(&p)?;
+                s = match s {
+                    RnnState::H(h) => RnnState::H(h.add(&p)?),
+                    RnnState::HC(h, c) => RnnState::HC(h.add(&p)?, c),
+                };
                 probes.push(p);
             }
-            inp = s[0].clone();
-            states[l] = s;
+            inp = s.h().clone();
+            states[l] = Some(s);
         }
     }
-    let logits = head.forward(&states[cfg.layers - 1][0])?.squeeze(1)?;
+    let top = states[cfg.layers - 1].as_ref().expect("at least one step");
+    let logits = head.forward(top.h())?.squeeze(1)?;
     logits
         .binary_cross_entropy_with_logits(y, None, None, Reduction::Mean)?
         .backward()?;
@@ -215,50 +191,44 @@ fn probe(
         .collect())
 }
 
-/// Run the experiment for RNN, LSTM and GRU and write the outputs into `out`.
-pub fn run(cfg: &DiagnoseConfig, out: &Path, quiet: bool) -> Result<Vec<CellResult>> {
-    cfg.validate()?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut results = Vec::new();
-    let (x_eval, y_eval) = data(cfg, 256, &mut Generator::new(cfg.seed ^ 0xE7A1))?;
-    for kind in ["rnn", "lstm", "gru"] {
-        let mut g = Generator::new(cfg.seed);
-        let net = match kind {
-            "lstm" => Net::Lstm(
-                LstmConfig::new(cfg.input, cfg.hidden)
-                    .with_num_layers(cfg.layers)
-                    .with_batch_first(true)
-                    .init_with(&mut g)?,
-            ),
-            "gru" => Net::Gru(
-                GruConfig::new(cfg.input, cfg.hidden)
-                    .with_num_layers(cfg.layers)
-                    .with_batch_first(true)
-                    .init_with(&mut g)?,
-            ),
-            _ => Net::Rnn(
-                RnnConfig::new(cfg.input, cfg.hidden)
-                    .with_num_layers(cfg.layers)
-                    .with_batch_first(true)
-                    .init_with(&mut g)?,
-            ),
+/// Train one cell type on the task, measuring its gradients before, during and after.
+fn diagnose_cell(
+    cfg: &DiagnoseConfig,
+    cell: Cell,
+    (x_eval, y_eval): &(Tensor, Tensor),
+    quiet: bool,
+) -> Result<CellResult> {
+    let kind = cell.name();
+    let mut g = Generator::new(cfg.seed);
+    let net = RecurrentConfig::new(cell.mode(), cfg.input, cfg.hidden)
+        .with_num_layers(cfg.layers)
+        .with_batch_first(true)
+        .init_with(&mut g)?;
+    let head = LinearConfig::new(cfg.hidden, 1).init_with(&mut g)?;
+    let (x_probe, y_probe) = data(cfg, 32, &mut Generator::new(cfg.seed ^ 0x9B0B))?;
+    let grad_init = probe(&net, &head, cfg, &x_probe, &y_probe)?;
+    let mut params = net.parameters();
+    params.extend(head.parameters());
+    let named = net.named_parameters();
+    let mut opt = Adam::new(params, AdamConfig::adam().with_lr(cfg.lr))?;
+    let mut layer_norms = Vec::new();
+    let mut data_rng = Generator::new(cfg.seed ^ 0xDA7A);
+    let train_step = TrainStep {
+        clip: Some(1.0),
+        checks: Checks::None,
+        names: &[],
+    };
+    for step in 0..cfg.train_steps {
+        let (x, y) = data(cfg, cfg.batch, &mut data_rng)?;
+        let forward = || {
+            let logits = head.forward(&last(&net, &x)?)?.squeeze(1)?;
+            Ok((
+                logits.binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean)?,
+                (),
+            ))
         };
-        let head = LinearConfig::new(cfg.hidden, 1).init_with(&mut g)?;
-        let (x_probe, y_probe) = data(cfg, 32, &mut Generator::new(cfg.seed ^ 0x9B0B))?;
-        let grad_init = probe(kind, &net, &head, cfg, &x_probe, &y_probe)?;
-        let mut params = net.module().parameters();
-        params.extend(head.parameters());
-        let named = net.module().named_parameters();
-        let mut opt = Adam::new(params.clone(), AdamConfig::adam().with_lr(cfg.lr))?;
-        let mut layer_norms = Vec::new();
-        let mut data_rng = Generator::new(cfg.seed ^ 0xDA7A);
-        for step in 0..cfg.train_steps {
-            let (x, y) = data(cfg, cfg.batch, &mut data_rng)?;
-            opt.zero_grad();
-            let logits = head.forward(&net.last(&x)?)?.squeeze(1)?;
-            logits
-                .binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean)?
-                .backward()?;
+        // Each layer's gradient norm, before clipping.
+        let measure = || {
             if step % 10 == 0 || step + 1 == cfg.train_steps {
                 for l in 0..cfg.layers {
                     let sq: f64 = named
@@ -273,37 +243,48 @@ pub fn run(cfg: &DiagnoseConfig, out: &Path, quiet: bool) -> Result<Vec<CellResu
                     layer_norms.push((step, l, sq.sqrt()));
                 }
             }
-            clip_grad_norm(opt.params(), 1.0, 2.0, false)?;
-            opt.step()?;
-        }
-        let accuracy = {
-            let _ng = recurrent::no_grad();
-            let l = head.forward(&net.last(&x_eval)?)?.to_vec();
-            let y = y_eval.to_vec();
-            l.iter()
-                .zip(&y)
-                .filter(|(&a, &b)| (a >= 0.0) == (b >= 0.5))
-                .count() as f64
-                / y.len() as f64
+            Ok(())
         };
-        let grad_trained = probe(kind, &net, &head, cfg, &x_probe, &y_probe)?;
-        let ratio = grad_init[0] / grad_init[cfg.steps - 1].max(1e-300);
-        if !quiet {
-            eprintln!(
-                "{kind:>4}: |dL/dh_0| / |dL/dh_T-1| at init {ratio:.2e}; after {} steps {:.2e}; accuracy {:.3}",
-                cfg.train_steps,
-                grad_trained[0] / grad_trained[cfg.steps - 1].max(1e-300),
-                accuracy
-            );
-        }
-        results.push(CellResult {
-            cell: kind.into(),
-            grad_norm_init: grad_init,
-            grad_norm_trained: grad_trained,
-            layer_norms,
-            accuracy,
-            ratio_first_last_init: ratio,
-        });
+        train_step.run_inspecting(&mut opt, forward, measure)?;
+    }
+    let accuracy = {
+        let _ng = recurrent::no_grad();
+        let l = head.forward(&last(&net, x_eval)?)?.to_vec();
+        let y = y_eval.to_vec();
+        l.iter()
+            .zip(&y)
+            .filter(|(&a, &b)| (a >= 0.0) == (b >= 0.5))
+            .count() as f64
+            / y.len() as f64
+    };
+    let grad_trained = probe(&net, &head, cfg, &x_probe, &y_probe)?;
+    let ratio = grad_init[0] / grad_init[cfg.steps - 1].max(1e-300);
+    if !quiet {
+        eprintln!(
+            "{kind:>4}: |dL/dh_0| / |dL/dh_T-1| at init {ratio:.2e}; after {} steps {:.2e}; accuracy {:.3}",
+            cfg.train_steps,
+            grad_trained[0] / grad_trained[cfg.steps - 1].max(1e-300),
+            accuracy
+        );
+    }
+    Ok(CellResult {
+        cell: kind.into(),
+        grad_norm_init: grad_init,
+        grad_norm_trained: grad_trained,
+        layer_norms,
+        accuracy,
+        ratio_first_last_init: ratio,
+    })
+}
+
+/// Run the experiment for RNN, LSTM and GRU and write the outputs into `out`.
+pub fn run(cfg: &DiagnoseConfig, out: &Path, quiet: bool) -> Result<Vec<CellResult>> {
+    cfg.validate()?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let eval = data(cfg, 256, &mut Generator::new(cfg.seed ^ 0xE7A1))?;
+    let mut results = Vec::new();
+    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        results.push(diagnose_cell(cfg, cell, &eval, quiet)?);
     }
     let mut csv = String::from("cell,phase,t,grad_norm\n");
     for r in &results {

@@ -1,21 +1,15 @@
 //! The IMDB lab's configuration: data, model and training settings, settable from a TOML
 //! file and overridden by flags. Unknown keys are errors.
+//!
+//! [`SentimentConfig`] is also the `train` subcommand's settings flags (it derives
+//! `clap::Args`): each field is a flag named after it (`--max-vocab`; `--hidden` and
+//! `--layers` for `hidden_size` and `num_layers`), and a flag given on the command line
+//! overrides the preset and the config file (see `cmd::train`).
 
+use crate::cell::Cell;
 use anyhow::{bail, Result};
 use recurrent_data::tokenizer::Tokenizer;
 use serde::{Deserialize, Serialize};
-
-/// The recurrent cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum CellKind {
-    /// Long short-term memory.
-    Lstm,
-    /// Gated recurrent unit.
-    Gru,
-    /// Elman RNN with tanh.
-    Rnn,
-}
 
 /// How the recurrent outputs become one feature vector per review.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -65,67 +59,100 @@ pub enum Truncate {
     Tail,
 }
 
-/// Everything that defines a sentiment run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Everything that defines a sentiment run: the keys of its TOML config file and of a run
+/// directory's `config.json`, and the `train` flags of the same names (each optional there).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct SentimentConfig {
     /// Tokenizer (`basic_english` or `char`).
+    ///
+    /// Not a flag of this struct: `train --tokenizer` is parsed by the tool, which names the
+    /// choices in its error.
+    #[arg(skip)]
     pub tokenizer: Tokenizer,
-    /// Vocabulary size, not counting `<unk>` and `<pad>`.
+    /// Vocabulary size (not counting `<unk>` and `<pad>`).
+    #[arg(long)]
     pub max_vocab: usize,
-    /// Minimum count of a token to enter the vocabulary.
+    /// Minimum token count for the vocabulary.
+    #[arg(long)]
     pub min_freq: usize,
     /// Tokens kept per review.
+    #[arg(long)]
     pub max_len: usize,
-    /// Which end of a long review to keep.
+    /// Keep the head or the tail of long reviews.
+    #[arg(long, value_enum)]
     pub truncate: Truncate,
-    /// Fraction of the training split held out for validation.
+    /// Validation fraction held out from train.
+    #[arg(long)]
     pub val_fraction: f64,
     /// Recurrent cell.
-    pub cell: CellKind,
+    #[arg(long, value_enum)]
+    pub cell: Cell,
     /// Embedding size.
+    #[arg(long)]
     pub embedding_dim: usize,
     /// Hidden size.
+    #[arg(id = "hidden", long = "hidden", value_name = "HIDDEN")]
     pub hidden_size: usize,
-    /// Stacked recurrent layers.
+    /// Recurrent layers.
+    #[arg(id = "layers", long = "layers", value_name = "LAYERS")]
     pub num_layers: usize,
-    /// Bidirectional recurrence.
+    /// Bidirectional recurrence (true/false).
+    #[arg(long, action = clap::ArgAction::Set)]
     pub bidirectional: bool,
     /// Dropout between recurrent layers.
+    #[arg(long)]
     pub dropout: f64,
-    /// Dropout on the embeddings.
+    /// Dropout on embeddings.
+    #[arg(long)]
     pub embed_dropout: f64,
     /// Dropout before the output layer.
+    #[arg(long)]
     pub fc_dropout: f64,
-    /// Pooling of the recurrent outputs.
+    /// Pooling over time.
+    #[arg(long, value_enum)]
     pub pool: Pool,
-    /// Variational dropout on recurrent layer inputs (one mask per review; not in PyTorch).
+    /// Variational dropout on recurrent layer inputs (one mask per sequence; not in PyTorch).
+    #[arg(long)]
     pub var_input: f64,
-    /// Variational dropout on the recurrent state.
+    /// Variational dropout on the recurrent state h_{t-1}.
+    #[arg(long)]
     pub var_state: f64,
     /// Variational dropout on recurrent layer outputs.
+    #[arg(long)]
     pub var_output: f64,
     /// DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop).
+    #[arg(long)]
     pub weight_drop: f64,
-    /// Epochs (an upper bound with early stopping).
+    /// Maximum epochs.
+    #[arg(long)]
     pub epochs: usize,
-    /// Reviews per batch.
+    /// Batch size.
+    #[arg(long)]
     pub batch_size: usize,
     /// Optimiser.
+    #[arg(long, value_enum)]
     pub optimizer: OptimizerKind,
     /// Peak learning rate.
+    #[arg(long)]
     pub lr: f64,
     /// Weight decay.
+    #[arg(long)]
     pub weight_decay: f64,
-    /// Clip the gradient norm to this (0 disables).
+    /// Gradient norm clipping (0 disables).
+    #[arg(long)]
     pub clip_grad_norm: f64,
     /// Learning-rate schedule.
+    #[arg(long, value_enum)]
     pub schedule: ScheduleKind,
-    /// Warm-up steps of `warmup_cosine`.
+    /// Warm-up steps.
+    #[arg(long)]
     pub warmup_steps: usize,
-    /// Stop after this many epochs without a better validation accuracy (0 disables).
+    /// Early-stopping patience in epochs (0 disables).
+    #[arg(long)]
     pub patience: usize,
-    /// Seed of initialisation, split, shuffling and dropout.
+    /// Seed.
+    #[arg(long)]
     pub seed: u64,
 }
 
@@ -138,7 +165,7 @@ impl Default for SentimentConfig {
             max_len: 400,
             truncate: Truncate::Head,
             val_fraction: 0.1,
-            cell: CellKind::Lstm,
+            cell: Cell::Lstm,
             embedding_dim: 128,
             hidden_size: 128,
             num_layers: 1,
@@ -236,11 +263,7 @@ impl SentimentConfig {
         positive_real("lr (--lr)", self.lr)?;
         non_negative_real("weight_decay (--weight-decay)", self.weight_decay)?;
         non_negative_real("clip_grad_norm (--clip-grad-norm)", self.clip_grad_norm)?;
-        let gates = match self.cell {
-            CellKind::Lstm => 4,
-            CellKind::Gru => 3,
-            CellKind::Rnn => 1,
-        };
+        let gates = self.cell.gates();
         let dirs = if self.bidirectional { 2 } else { 1 };
         let (e, h, l) = (
             self.embedding_dim as u128,
@@ -287,7 +310,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (c.cell, c.hidden_size, c.max_vocab),
-            (CellKind::Gru, 64, 20_000)
+            (Cell::Gru, 64, 20_000)
         );
         let e = SentimentConfig::from_toml("hiden_size = 64", &SentimentConfig::default())
             .unwrap_err()

@@ -3,59 +3,21 @@
 //! `rnn.weight_ih_l0`, ..., `fc.weight`, `fc.bias`), so `scripts/torch_model.py` loads a model
 //! directory into the same model in PyTorch.
 
-use super::config::{CellKind, Pool, SentimentConfig};
+use super::config::{Pool, SentimentConfig};
 use recurrent::nn::{
-    visit_child, Embedding, EmbeddingConfig, Gru, GruConfig, Linear, LinearConfig, Lstm,
-    LstmConfig, Module, PackedSequence, Rnn, RnnConfig,
+    visit_child, Embedding, EmbeddingConfig, Linear, LinearConfig, Module, PackedSequence,
+    Recurrent, RecurrentConfig,
 };
 use recurrent::rng::with_global;
 use recurrent::{Generator, PoolMode, Result, Tensor};
 use recurrent_data::batch::Batch;
-
-/// The recurrent part.
-#[derive(Clone, Debug)]
-pub enum Recurrent {
-    /// An LSTM.
-    Lstm(Lstm),
-    /// A GRU.
-    Gru(Gru),
-    /// An Elman RNN.
-    Rnn(Rnn),
-}
-
-impl Recurrent {
-    fn module(&self) -> &dyn Module {
-        match self {
-            Recurrent::Lstm(m) => m,
-            Recurrent::Gru(m) => m,
-            Recurrent::Rnn(m) => m,
-        }
-    }
-
-    fn module_mut(&mut self) -> &mut dyn Module {
-        match self {
-            Recurrent::Lstm(m) => m,
-            Recurrent::Gru(m) => m,
-            Recurrent::Rnn(m) => m,
-        }
-    }
-
-    /// Run on a packed batch: the packed output and `h_n: [L*D, B, H]`.
-    pub fn forward_packed(&self, x: &PackedSequence) -> Result<(PackedSequence, Tensor)> {
-        match self {
-            Recurrent::Lstm(m) => m.forward_packed(x, None).map(|(o, (h, _))| (o, h)),
-            Recurrent::Gru(m) => m.forward_packed(x, None),
-            Recurrent::Rnn(m) => m.forward_packed(x, None),
-        }
-    }
-}
 
 /// Embedding → RNN → pooling → Linear.
 #[derive(Clone, Debug)]
 pub struct SentimentModel {
     /// `[vocab, embedding_dim]`, padding row 1.
     pub embedding: Embedding,
-    /// The recurrent layers.
+    /// The recurrent layers (LSTM, GRU or Elman RNN, as `cell` says).
     pub rnn: Recurrent,
     /// `[1, features]`.
     pub fc: Linear,
@@ -74,35 +36,13 @@ impl SentimentModel {
         let embedding = EmbeddingConfig::new(vocab_size, e)
             .with_padding_idx(1)
             .init_with(rng)?;
-        let rnn = match cfg.cell {
-            CellKind::Lstm => Recurrent::Lstm(
-                LstmConfig::new(e, h)
-                    .with_num_layers(cfg.num_layers)
-                    .with_bidirectional(cfg.bidirectional)
-                    .with_dropout(cfg.dropout)
-                    .with_variational_dropout(cfg.var_input, cfg.var_state, cfg.var_output)
-                    .with_weight_drop(cfg.weight_drop)
-                    .init_with(rng)?,
-            ),
-            CellKind::Gru => Recurrent::Gru(
-                GruConfig::new(e, h)
-                    .with_num_layers(cfg.num_layers)
-                    .with_bidirectional(cfg.bidirectional)
-                    .with_dropout(cfg.dropout)
-                    .with_variational_dropout(cfg.var_input, cfg.var_state, cfg.var_output)
-                    .with_weight_drop(cfg.weight_drop)
-                    .init_with(rng)?,
-            ),
-            CellKind::Rnn => Recurrent::Rnn(
-                RnnConfig::new(e, h)
-                    .with_num_layers(cfg.num_layers)
-                    .with_bidirectional(cfg.bidirectional)
-                    .with_dropout(cfg.dropout)
-                    .with_variational_dropout(cfg.var_input, cfg.var_state, cfg.var_output)
-                    .with_weight_drop(cfg.weight_drop)
-                    .init_with(rng)?,
-            ),
-        };
+        let rnn = RecurrentConfig::new(cfg.cell.mode(), e, h)
+            .with_num_layers(cfg.num_layers)
+            .with_bidirectional(cfg.bidirectional)
+            .with_dropout(cfg.dropout)
+            .with_variational_dropout(cfg.var_input, cfg.var_state, cfg.var_output)
+            .with_weight_drop(cfg.weight_drop)
+            .init_with(rng)?;
         let fc = LinearConfig::new(cfg.feature_size(), 1).init_with(rng)?;
         Ok(SentimentModel {
             embedding,
@@ -136,7 +76,8 @@ impl SentimentModel {
         let emb = self.embedding.forward(&batch.ids, &[batch.ids.len()])?;
         let emb = self.dropout(emb, self.cfg.embed_dropout)?;
         let packed = PackedSequence::new(emb, batch.batch_sizes.clone(), None)?;
-        let (out, h_n) = self.rnn.forward_packed(&packed)?;
+        let (out, state) = self.rnn.forward_packed(&packed, None)?;
+        let h_n = state.h();
         let features = match self.cfg.pool {
             Pool::Last => {
                 let d = if self.cfg.bidirectional { 2 } else { 1 };
@@ -156,12 +97,12 @@ impl SentimentModel {
 impl Module for SentimentModel {
     fn visit_parameters(&self, f: &mut dyn FnMut(&str, &Tensor)) {
         visit_child("embedding", &self.embedding, f);
-        visit_child("rnn", self.rnn.module(), f);
+        visit_child("rnn", &self.rnn, f);
         visit_child("fc", &self.fc, f);
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;
-        self.rnn.module_mut().set_training(training);
+        self.rnn.set_training(training);
     }
     fn type_name(&self) -> &'static str {
         "SentimentModel"

@@ -1,0 +1,498 @@
+//! `recurrent forecast`: univariate time-series forecasting with an LSTM/GRU/RNN (many-to-one
+//! for one step, many-to-many for a horizon).
+//!
+//! The series is split by time (never shuffled across the split): the last `test` points are
+//! held out, the `val_fraction` before them validates, the rest trains. Scaling (z-score) is
+//! fitted on the training part only. Windows of `window` past values predict the next
+//! `horizon` values, either all at once (`direct`: the head outputs `horizon` values) or one
+//! at a time fed back (`recursive`). On the held-out tail, every origin with a full horizon
+//! ahead is forecast from the true history before it (rolling origin), and RMSE, MAE and MAPE
+//! are reported in the series' units next to the naive (last value) and seasonal-naive (the
+//! value one season earlier) baselines over exactly the same targets.
+//!
+//! Here: the settings (which are the subcommand's flags), the preparation of the series, the
+//! model and its training, and the forecasts; reading the CSV and the error measures are in
+//! `series.rs`, the report and its files in `report.rs`.
+
+mod report;
+mod series;
+
+pub use report::ForecastReport;
+pub use series::{errors, parse_series, read_series, Errors};
+
+use crate::cell::Cell;
+use crate::training::{Checks, TrainStep};
+use anyhow::{bail, Context, Result};
+use recurrent::nn::{
+    visit_child, Linear, LinearConfig, Module, Recurrent, RecurrentConfig, StateDict,
+    VariationalDropout,
+};
+use recurrent::optim::{Adam, AdamConfig};
+use recurrent::{Generator, Reduction, Tensor};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// How a horizon is forecast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// One model output per step of the horizon (many-to-many head).
+    Direct,
+    /// One-step model applied repeatedly, feeding its forecasts back.
+    Recursive,
+}
+
+/// A transform applied to the series before scaling, and undone on the forecasts.
+///
+/// Networks with bounded activations cannot extrapolate a trend past the range they were
+/// trained on; differencing removes the trend and the log makes multiplicative seasonality
+/// additive (the classic treatment of the airline series).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// The values as they are.
+    None,
+    /// `ln(v)` (the values must be positive).
+    Log,
+    /// First differences `v_t - v_{t-1}`; forecasts are summed back from the last known value.
+    Diff,
+    /// First differences of `ln(v)`.
+    LogDiff,
+}
+
+impl Transform {
+    fn log(self) -> bool {
+        matches!(self, Transform::Log | Transform::LogDiff)
+    }
+    fn diff(self) -> bool {
+        matches!(self, Transform::Diff | Transform::LogDiff)
+    }
+}
+
+/// Dropout variants of the recurrent layers (all off by default). Serialised as
+/// `"variational": {input, state, output}, "weight_drop"` in `metrics.json`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, clap::Args)]
+pub struct Dropout {
+    /// Variational dropout on recurrent layer inputs (one mask per sequence; not in PyTorch).
+    #[arg(long, default_value_t = 0.0)]
+    pub var_input: f64,
+    /// Variational dropout on the recurrent state h_{t-1}.
+    #[arg(long, default_value_t = 0.0)]
+    pub var_state: f64,
+    /// Variational dropout on recurrent layer outputs.
+    #[arg(long, default_value_t = 0.0)]
+    pub var_output: f64,
+    /// DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_drop: f64,
+}
+
+impl Dropout {
+    /// The variational part, as the library takes it.
+    pub fn variational(&self) -> VariationalDropout {
+        VariationalDropout {
+            input: self.var_input,
+            state: self.var_state,
+            output: self.var_output,
+        }
+    }
+}
+
+impl Serialize for Dropout {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Fields {
+            variational: VariationalDropout,
+            weight_drop: f64,
+        }
+        Fields {
+            variational: self.variational(),
+            weight_drop: self.weight_drop,
+        }
+        .serialize(s)
+    }
+}
+
+/// Settings of a forecasting run: the `forecast` subcommand's flags.
+#[derive(Clone, Debug, Serialize, clap::Args)]
+pub struct ForecastConfig {
+    /// The CSV file (with a header row).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// The value column (name or 0-based index).
+    #[arg(long)]
+    pub column: String,
+    /// Past values per window.
+    #[arg(long, default_value_t = 12)]
+    pub window: usize,
+    /// Steps ahead to forecast.
+    #[arg(long, default_value_t = 1)]
+    pub horizon: usize,
+    /// direct (one output per step) or recursive (feed forecasts back).
+    #[arg(long, value_enum, default_value = "direct")]
+    pub strategy: Strategy,
+    /// Held-out points at the end (default: a fifth of the series).
+    #[arg(long)]
+    pub test: Option<usize>,
+    /// Fraction of the remaining points used for validation.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Season length for the seasonal-naive baseline (e.g. 12 for monthly data; 0: none).
+    #[arg(long, default_value_t = 0)]
+    pub season: usize,
+    /// Transform before scaling (undone on the forecasts): none, log, diff or log-diff.
+    #[arg(long, value_enum, default_value = "none")]
+    pub transform: Transform,
+    /// Recurrent cell.
+    #[arg(long, value_enum, default_value = "lstm")]
+    pub cell: Cell,
+    /// Hidden size.
+    #[arg(long, default_value_t = 32)]
+    pub hidden: usize,
+    /// Layers.
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 200)]
+    pub epochs: usize,
+    /// Windows per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 5e-3)]
+    pub lr: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder (plot, forecasts, metrics).
+    #[arg(long, default_value = "runs/forecast")]
+    pub out: PathBuf,
+    /// Dropout of the recurrent layers (off by default).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub dropout: Dropout,
+}
+
+impl ForecastConfig {
+    /// Check every numeric setting (messages name the flag), and that the model fits in
+    /// memory.
+    pub fn validate(&self) -> Result<()> {
+        use crate::validate::{
+            fits_in_memory, fraction, positive, positive_real, rnn_parameters, size,
+            training_bytes, MAX_LAYERS, MAX_WIDTH,
+        };
+        size("--window", self.window, 1_000_000)?;
+        size("--horizon", self.horizon, 1_000_000)?;
+        if let Some(t) = self.test {
+            positive("--test", t)?;
+        }
+        fraction("--val-fraction", self.val_fraction)?;
+        size("--hidden", self.hidden, MAX_WIDTH)?;
+        size("--layers", self.layers, MAX_LAYERS)?;
+        positive("--epochs", self.epochs)?;
+        size("--batch-size", self.batch_size, 1_000_000)?;
+        positive_real("--lr", self.lr)?;
+        fraction("--var-input", self.dropout.var_input)?;
+        fraction("--var-state", self.dropout.var_state)?;
+        fraction("--var-output", self.dropout.var_output)?;
+        fraction("--weight-drop", self.dropout.weight_drop)?;
+        let gates = self.cell.gates();
+        let params = rnn_parameters(gates, 1, self.hidden, self.layers, 1)
+            + (self.hidden as u128 + 1) * self.horizon as u128;
+        let activations = self.batch_size as u128
+            * self.window as u128
+            * self.layers as u128
+            * (gates + 2) as u128
+            * self.hidden as u128;
+        fits_in_memory(
+            "this forecaster",
+            training_bytes(params, activations),
+            "--hidden, --layers, --window or --batch-size",
+        )
+    }
+}
+
+/// The recurrent layers and a linear head on the last layer's final state.
+struct Net {
+    rnn: Recurrent,
+    head: Linear,
+}
+
+impl Module for Net {
+    fn set_training(&mut self, t: bool) {
+        self.rnn.set_training(t);
+    }
+    fn visit_parameters(&self, f: &mut dyn FnMut(&str, &Tensor)) {
+        visit_child("rnn", &self.rnn, f);
+        visit_child("head", &self.head, f);
+    }
+}
+
+impl Net {
+    /// `x: [B, W, 1]` → `[B, out]`.
+    fn forward(&self, x: &Tensor) -> recurrent::Result<Tensor> {
+        let (_, state) = self.rnn.forward(x, None)?;
+        let h_n = state.h();
+        let last = h_n.select(0, h_n.shape()[0] - 1)?;
+        self.head.forward(&last)
+    }
+}
+
+/// The series prepared for the network: split, transformed and scaled.
+struct Prepared {
+    /// The values as read.
+    series: Vec<f64>,
+    /// `ln(v)` or `v`: what differences are taken of.
+    level: Vec<f64>,
+    /// What the network sees: the transformed series, scaled by the training part's mean and
+    /// standard deviation.
+    scaled: Vec<f32>,
+    mean: f64,
+    std: f64,
+    /// Points in the training and validation parts, and before the test part.
+    n_train: usize,
+    n_val: usize,
+    rest: usize,
+    /// Outputs of the head: the horizon (direct) or 1 (recursive).
+    out_len: usize,
+    /// The first usable index (1 when differencing: z_0 is unused).
+    first: usize,
+}
+
+impl Prepared {
+    /// Window ends in `lo..hi`: inputs end before index `e`, targets are `e..e+out_len`. A
+    /// window belongs to the part that holds its last target; with differencing, z_0 is never
+    /// an input.
+    fn windows(&self, w: usize, lo: usize, hi: usize) -> Vec<usize> {
+        (lo.max(w + self.first)..=hi.saturating_sub(self.out_len)).collect()
+    }
+
+    /// Inputs `[B, W, 1]` and targets `[B, out_len]` of the windows ending at `ends`.
+    fn batch(&self, w: usize, ends: &[usize]) -> recurrent::Result<(Tensor, Tensor)> {
+        let out_len = self.out_len;
+        let mut x = Vec::with_capacity(ends.len() * w);
+        let mut y = Vec::with_capacity(ends.len() * out_len);
+        for &e in ends {
+            x.extend_from_slice(&self.scaled[e - w..e]);
+            y.extend_from_slice(&self.scaled[e..e + out_len]);
+        }
+        Ok((
+            Tensor::from_vec(x, &[ends.len(), w, 1])?,
+            Tensor::from_vec(y, &[ends.len(), out_len])?,
+        ))
+    }
+}
+
+/// Train, forecast the held-out tail, compare with the baselines, write `forecast.png`,
+/// `forecast.csv` and `metrics.json` into `cfg.out`.
+pub fn run(mut cfg: ForecastConfig, quiet: bool) -> Result<ForecastReport> {
+    let t0 = std::time::Instant::now();
+    cfg.validate()?;
+    // The output folder first: a run that cannot save its results fails before training.
+    std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
+    let series = read_series(&cfg.csv, &cfg.column)?;
+    let n = series.len();
+    let test = cfg.test.unwrap_or((n / 5).max(cfg.horizon));
+    cfg.test = Some(test);
+    let prep = prepare(&cfg, series, test)?;
+    let (net, best_val_loss) = train(&cfg, &prep, quiet)?;
+    // Rolling-origin forecasts over the test tail.
+    let _ng = recurrent::no_grad();
+    let hz = cfg.horizon;
+    let origins: Vec<usize> = (prep.rest..=n - hz).collect();
+    let forecasts = origins
+        .iter()
+        .map(|&o| forecast_from(&cfg, &prep, &net, o))
+        .collect::<recurrent::Result<Vec<_>>>()?;
+    report::finish(&cfg, &prep, &origins, &forecasts, best_val_loss, t0)
+}
+
+/// Split, transform and scale the series (after checking it suits the settings).
+fn prepare(cfg: &ForecastConfig, series: Vec<f64>, test: usize) -> Result<Prepared> {
+    let (w, hz) = (cfg.window, cfg.horizon);
+    let n = series.len();
+    if test < hz || test >= n {
+        bail!(
+            "--test must be at least the horizon ({hz}) and below the series length ({n}), got {test}"
+        );
+    }
+    let rest = n - test;
+    if cfg.season > rest {
+        bail!(
+            "--season {} is longer than the history before the test part ({rest} points): the \
+             seasonal-naive baseline needs one whole season before every forecast",
+            cfg.season
+        );
+    }
+    let n_val = ((rest as f64) * cfg.val_fraction).round() as usize;
+    let n_train = rest - n_val;
+    let out_len = if cfg.strategy == Strategy::Direct {
+        hz
+    } else {
+        1
+    };
+    if n_train < w + out_len + 1 + usize::from(cfg.transform.diff()) {
+        bail!(
+            "the training part ({n_train} points) is too short for --window {w} and --horizon {hz}"
+        );
+    }
+    // The transform: `level` is the series the differences are taken of (ln(v) or v), `z` what
+    // the network sees (z_t = level_t - level_{t-1} when differencing; z_0 is unused).
+    if cfg.transform.log() {
+        if let Some(i) = series.iter().position(|&v| v <= 0.0) {
+            bail!(
+                "--transform {:?} needs positive values, but value {} of the series is {}",
+                cfg.transform,
+                i + 1,
+                series[i]
+            );
+        }
+    }
+    let level: Vec<f64> = if cfg.transform.log() {
+        series.iter().map(|v| v.ln()).collect()
+    } else {
+        series.clone()
+    };
+    let z: Vec<f64> = if cfg.transform.diff() {
+        (0..n)
+            .map(|t| if t == 0 { 0.0 } else { level[t] - level[t - 1] })
+            .collect()
+    } else {
+        level.clone()
+    };
+    let first = usize::from(cfg.transform.diff());
+    // Scaling from the training part only.
+    let train_part = &z[first..n_train];
+    let mean = train_part.iter().sum::<f64>() / train_part.len() as f64;
+    let std = (train_part
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum::<f64>()
+        / train_part.len() as f64)
+        .sqrt()
+        .max(1e-12);
+    let scaled: Vec<f32> = z.iter().map(|v| ((v - mean) / std) as f32).collect();
+    Ok(Prepared {
+        series,
+        level,
+        scaled,
+        mean,
+        std,
+        n_train,
+        n_val,
+        rest,
+        out_len,
+        first,
+    })
+}
+
+/// Train the network; returns it with the weights of its best validation loss, and that loss.
+fn train(cfg: &ForecastConfig, prep: &Prepared, quiet: bool) -> Result<(Net, f64)> {
+    let w = cfg.window;
+    let train_w = prep.windows(w, 0, prep.n_train);
+    let val_w = prep.windows(w, prep.n_train, prep.rest);
+    let mut g = Generator::new(cfg.seed);
+    recurrent::manual_seed(cfg.seed);
+    let v = cfg.dropout.variational();
+    let mut net = Net {
+        rnn: RecurrentConfig::new(cfg.cell.mode(), 1, cfg.hidden)
+            .with_num_layers(cfg.layers)
+            .with_batch_first(true)
+            .with_variational_dropout(v.input, v.state, v.output)
+            .with_weight_drop(cfg.dropout.weight_drop)
+            .init_with(&mut g)?,
+        head: LinearConfig::new(cfg.hidden, prep.out_len).init_with(&mut g)?,
+    };
+    let mut opt = Adam::new(net.parameters(), AdamConfig::adam().with_lr(cfg.lr))?;
+    let mut best: (f64, StateDict) = (f64::INFINITY, net.state_dict());
+    let step = TrainStep {
+        clip: Some(1.0),
+        checks: Checks::None,
+        names: &[],
+    };
+    for epoch in 0..cfg.epochs {
+        net.set_training(true);
+        let mut order = train_w.clone();
+        g.shuffle(&mut order);
+        let mut total = 0.0;
+        for chunk in order.chunks(cfg.batch_size.max(1)) {
+            let (x, y) = prep.batch(w, chunk)?;
+            let outcome = step.run(&mut opt, || {
+                Ok((net.forward(&x)?.mse_loss(&y, Reduction::Mean)?, ()))
+            })?;
+            total += outcome.loss() * chunk.len() as f64;
+        }
+        net.set_training(false);
+        let val = if val_w.is_empty() {
+            total / train_w.len() as f64
+        } else {
+            let _ng = recurrent::no_grad();
+            let (x, y) = prep.batch(w, &val_w)?;
+            net.forward(&x)?.mse_loss(&y, Reduction::Mean)?.item()? as f64
+        };
+        if val < best.0 {
+            best = (val, net.state_dict());
+        }
+        if !quiet && (epoch + 1) % (cfg.epochs / 10).max(1) == 0 {
+            eprintln!(
+                "epoch {:>4}/{}  train mse {:.5}  val mse {val:.5}",
+                epoch + 1,
+                cfg.epochs,
+                total / train_w.len() as f64
+            );
+        }
+    }
+    net.load_state_dict(&best.1, true)?;
+    Ok((net, best.0))
+}
+
+/// The forecast of the `horizon` values from origin `o`, from the true history before it, in
+/// the series' units.
+fn forecast_from(
+    cfg: &ForecastConfig,
+    prep: &Prepared,
+    net: &Net,
+    o: usize,
+) -> recurrent::Result<Vec<f64>> {
+    let (w, hz) = (cfg.window, cfg.horizon);
+    let mut hist: Vec<f32> = prep.scaled[o - w..o].to_vec();
+    let mut out = Vec::with_capacity(hz);
+    match cfg.strategy {
+        Strategy::Direct => {
+            let y = net.forward(&Tensor::from_vec(hist, &[1, w, 1])?)?.to_vec();
+            out.extend(y.iter().map(|&v| v as f64));
+        }
+        Strategy::Recursive => {
+            for _ in 0..hz {
+                let y = net
+                    .forward(&Tensor::from_vec(
+                        hist[hist.len() - w..].to_vec(),
+                        &[1, w, 1],
+                    )?)?
+                    .to_vec()[0];
+                out.push(y as f64);
+                hist.push(y);
+            }
+        }
+    }
+    // Undo the scaling, then the differencing (summing from the last known level), then
+    // the log.
+    let mut prev = prep.level[o - 1];
+    Ok(out
+        .into_iter()
+        .map(|v| {
+            let zt = v * prep.std + prep.mean;
+            let lv = if cfg.transform.diff() {
+                prev += zt;
+                prev
+            } else {
+                zt
+            };
+            if cfg.transform.log() {
+                lv.exp()
+            } else {
+                lv
+            }
+        })
+        .collect())
+}
