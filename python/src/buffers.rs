@@ -44,7 +44,7 @@ pub(crate) fn check_buf<T>(buf: Buf, expected: usize, what: &str) -> PyResult<()
             buf.1
         )));
     }
-    if expected > 0 && (buf.0 == 0 || buf.0 % std::mem::align_of::<T>() != 0) {
+    if expected > 0 && (buf.0 == 0 || !buf.0.is_multiple_of(std::mem::align_of::<T>())) {
         return Err(internal(format!("{what} has a null or misaligned address")));
     }
     Ok(())

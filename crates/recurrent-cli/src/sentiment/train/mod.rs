@@ -253,7 +253,9 @@ impl<'a> Trainer<'a> {
             self.state.partial.seconds += (now - t_mark).as_secs_f64();
             t_mark = now;
             bar.inc(1);
-            if self.state.batch_in_epoch % 5 == 0 || self.state.batch_in_epoch == self.per_epoch {
+            if self.state.batch_in_epoch.is_multiple_of(5)
+                || self.state.batch_in_epoch == self.per_epoch
+            {
                 bar.set_message(self.state.partial.message());
             }
             let stop_now = self

@@ -13,10 +13,12 @@
 //! [`crate::rnn::RnnMode`], and its line in [`super::layer::with_kernel`].
 
 use super::float::Float;
-use super::gemm::{MatMut, MatRef, Parallelism};
+use super::gemm::{MatMut, Parallelism};
 use super::rows::RowsRef;
+use super::step::Packed;
 use super::weight_grads::RnnGrads;
 use crate::rnn::{RnnDims, Steps};
+use std::sync::OnceLock;
 
 /// The parameters of one layer-direction, in PyTorch's layout.
 #[derive(Clone, Copy, Debug)]
@@ -35,16 +37,6 @@ pub struct RnnWeights<'a, T> {
     /// same at every step. The product with `W_hh` then reads `h_{t-1} ⊙ mask` (the GRU's
     /// direct `z ⊙ h_{t-1}` term keeps the unmasked state).
     pub h_mask: Option<&'a [T]>,
-}
-
-/// `row += bias` when there is one.
-#[inline]
-pub fn add_bias<T: Float>(row: &mut [T], bias: Option<&[T]>) {
-    if let Some(b) = bias {
-        for (r, &v) in row.iter_mut().zip(b) {
-            *r += v;
-        }
-    }
 }
 
 /// The sum of two optional bias vectors.
@@ -98,13 +90,41 @@ pub struct TimeGrads<T> {
     pub kept: [Vec<T>; 2],
 }
 
+/// Rows `ld` elements apart where a step writes `h_t`: this step's rows of the layer output
+/// (a column block of `[N, D·P]` in a bidirectional layer).
+#[derive(Clone, Copy, Debug)]
+pub struct OutRows<T> {
+    /// The first row.
+    pub ptr: *mut T,
+    /// Elements from one row to the next.
+    pub ld: usize,
+}
+
+// SAFETY: the scan hands each step rows that no other thread touches during the step.
+unsafe impl<T: Send> Send for OutRows<T> {}
+
+impl<T> OutRows<T> {
+    /// Row `i`, `width` elements.
+    ///
+    /// # Safety
+    /// Row `i` is one of the step's rows, and no other reference to it exists.
+    #[cfg(test)]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn row(&self, i: usize, width: usize) -> &mut [T] {
+        std::slice::from_raw_parts_mut(self.ptr.add(i * self.ld), width)
+    }
+}
+
 /// One step of the forward pass for the `n` rows of a batch slice.
 #[derive(Debug)]
 pub struct ForwardStep<'a, T> {
-    /// `[n, G]`: the rows' input projections `W_ih x` (no bias) in; the gate activations out.
+    /// `[n, G]`: the rows' input projections `W_ih x` (no bias) in; in training, the gate
+    /// activations out.
     pub gates: &'a mut [T],
-    /// `[n, P]`: `h_{t-1}` in, `h_t` out.
-    pub h: &'a mut [T],
+    /// `[n, P]`: `h_{t-1}`.
+    pub h: &'a [T],
+    /// `[n, P]` at `ld` apart: where `h_t` goes (the scan makes it the next step's state).
+    pub out: OutRows<T>,
     /// `[n, H]` for a cell with a cell state: `c_{t-1}` in, `c_t` out; empty otherwise.
     pub c: &'a mut [T],
     /// `[n, P]`: `h_{t-1} ⊙ mask` under variational dropout on the state; `None`: the product
@@ -112,14 +132,21 @@ pub struct ForwardStep<'a, T> {
     pub h_masked: Option<&'a [T]>,
     /// `[n, w]` rows of the kept buffers, to write (empty when not training or of width 0).
     pub kept: [&'a mut [T]; 2],
-    /// Whether the step's products may use the thread pool.
+    /// Whether the backward pass will run: the gate activations must be kept.
+    pub training: bool,
+    /// Whether the step's products may use the thread pool (the GEMM path).
     pub par: Parallelism,
 }
 
-impl<T> ForwardStep<'_, T> {
+impl<'a, T> ForwardStep<'a, T> {
     /// The rows in the step.
     pub fn rows(&self, out_size: usize) -> usize {
         self.h.len() / out_size.max(1)
+    }
+
+    /// The left operand of the recurrent product: `h_{t-1}`, masked under state dropout.
+    pub fn product_input(&self) -> &'a [T] {
+        self.h_masked.unwrap_or(self.h)
     }
 }
 
@@ -230,20 +257,25 @@ pub trait CellKernel<T: Float>: Sync {
     fn extra_weight_grads(&self, _grads: &mut RnnGrads<'_, T>, _time: &TimeGrads<T>) {}
 }
 
-/// `h_{t-1}` of a step's rows as the recurrent product reads it: the masked copy under state
-/// dropout, else the state rows themselves.
-#[inline]
-pub fn product_input<'a, T>(
-    h: &'a [T],
-    h_masked: Option<&'a [T]>,
-    n: usize,
-    p: usize,
-) -> MatRef<'a, T> {
-    MatRef::new(h_masked.unwrap_or(h), n, p)
-}
-
 /// A contiguous `[rows, cols]` block as a matrix to write.
 #[inline]
 pub fn mat_mut<T>(data: &mut [T], rows: usize, cols: usize) -> MatMut<'_, T> {
     MatMut::new(data, rows, cols)
+}
+
+/// A weight packed for the step kernels the first time a step needs it (by whichever batch
+/// slice gets there first; the others wait for it), then shared by every step of the call.
+#[derive(Debug, Default)]
+pub struct PackedOnce<T>(OnceLock<Packed<T>>);
+
+impl<T: Float> PackedOnce<T> {
+    /// Empty: nothing packed yet.
+    pub fn new() -> Self {
+        PackedOnce(OnceLock::new())
+    }
+
+    /// The packed weight, packing it with `f` on first use.
+    pub fn get(&self, f: impl FnOnce() -> Packed<T>) -> &Packed<T> {
+        self.0.get_or_init(f)
+    }
 }

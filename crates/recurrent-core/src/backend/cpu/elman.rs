@@ -2,11 +2,11 @@
 //! [`CellKernel`] for the scan. Here `G = P = H`.
 
 use super::cell::{
-    add_bias, combined_bias, mat_mut, product_input, BackwardStep, CellKernel, ForwardStep,
-    RnnWeights,
+    combined_bias, mat_mut, BackwardStep, CellKernel, ForwardStep, PackedOnce, RnnWeights,
 };
 use super::float::Float;
 use super::gemm::{matmul, MatRef};
+use super::step::{self, lanes::Lanes, Epilogue, Packed, Rows, StepKernel, Store};
 use crate::rnn::RnnDims;
 
 /// The nonlinearity of an Elman RNN.
@@ -18,20 +18,48 @@ pub enum Nonlinearity {
     Relu,
 }
 
-/// One Elman step for one sequence, as PyTorch documents it:
+/// One Elman step, as PyTorch documents it, for one row and a block of units (`acc[0]` holds
+/// the recurrent product `W_hh h`, in lanes):
 ///
 /// ```text
 /// h' = act(W_ih x + b_ih + W_hh h + b_hh),   act = tanh or relu
 /// ```
 ///
-/// `a: [H]` holds the pre-activation without the bias on entry (`b_ih + b_hh` is added here)
-/// and `h'` on exit.
-#[inline]
-pub fn elman_cell_forward<T: Float>(a: &mut [T], bias: Option<&[T]>, act: Nonlinearity) {
-    add_bias(a, bias);
-    match act {
-        Nonlinearity::Tanh => T::tanh_slice(a),
-        Nonlinearity::Relu => a.iter_mut().for_each(|v| *v = v.max(T::zero())),
+/// The gate rows hold `W_ih x` (no bias) on entry and, in training, `h'` on exit (the
+/// derivative reads it); `bias` is `b_ih + b_hh`.
+#[derive(Debug)]
+struct ElmanStep<T> {
+    /// `[n, H]`.
+    gates: *mut T,
+    /// `[H]` or null.
+    bias: *const T,
+    /// Rows `out_ld` apart: `h_t`.
+    out: *mut T,
+    out_ld: usize,
+    hidden: usize,
+    act: Nonlinearity,
+    training: bool,
+}
+
+// SAFETY: the step's rows are its slice's alone; the tiles of one call write disjoint blocks.
+unsafe impl<T: Sync> Sync for ElmanStep<T> {}
+
+impl<T: Float> Epilogue<T> for ElmanStep<T> {
+    #[inline(always)]
+    unsafe fn block<V: Lanes<T>>(&self, row: usize, j: usize, n: usize, acc: [V; 4]) {
+        let x = self.gates.add(row * self.hidden + j);
+        let mut a = acc[0] + V::load(x, n);
+        if !self.bias.is_null() {
+            a = a + V::load(self.bias.add(j), n);
+        }
+        let h = match self.act {
+            Nonlinearity::Tanh => a.tanh(),
+            Nonlinearity::Relu => a.relu(),
+        };
+        h.store(self.out.add(row * self.out_ld + j), n);
+        if self.training {
+            h.store(x, n);
+        }
     }
 }
 
@@ -62,22 +90,41 @@ pub struct ElmanKernel<'a, T> {
     act: Nonlinearity,
     /// `b_ih + b_hh`, added by the cell.
     bias: Option<Vec<T>>,
+    step: StepKernel,
+    /// `W_hhᵀ`, for the forward product.
+    w_hh_t: PackedOnce<T>,
+    /// `W_hh`, for the backward product.
+    w_hh: PackedOnce<T>,
 }
 
 impl<'a, T: Float> ElmanKernel<'a, T> {
     /// The kernel of a layer-direction with these weights and nonlinearity.
     pub fn new(w: RnnWeights<'a, T>, dims: RnnDims, act: Nonlinearity) -> Self {
+        Self::with_step(w, dims, act, T::step_kernel())
+    }
+
+    /// The same, with the step kernel chosen (the tests compare them).
+    pub fn with_step(
+        w: RnnWeights<'a, T>,
+        dims: RnnDims,
+        act: Nonlinearity,
+        step: StepKernel,
+    ) -> Self {
         ElmanKernel {
             bias: combined_bias(w.b_ih, w.b_hh),
             w,
             dims,
             act,
+            step,
+            w_hh_t: PackedOnce::new(),
+            w_hh: PackedOnce::new(),
         }
     }
 }
 
 impl<T: Float> CellKernel<T> for ElmanKernel<'_, T> {
-    type ForwardScratch = ();
+    /// `[rows, H]`: the recurrent product (the GEMM path).
+    type ForwardScratch = Vec<T>;
     type BackwardScratch = ();
 
     fn weights(&self) -> &RnnWeights<'_, T> {
@@ -96,31 +143,50 @@ impl<T: Float> CellKernel<T> for ElmanKernel<'_, T> {
         true
     }
 
-    fn forward_scratch(&self, _rows: usize, _training: bool) {}
+    fn forward_scratch(&self, rows: usize, _training: bool) -> Vec<T> {
+        match self.step {
+            StepKernel::Gemm(_) => vec![T::zero(); rows * self.dims.hidden_size],
+            StepKernel::Packed(_) => Vec::new(),
+        }
+    }
 
     fn backward_scratch(&self, _rows: usize) {}
 
-    fn forward_step(&self, s: ForwardStep<'_, T>, _: &mut ()) {
+    fn forward_step(&self, s: ForwardStep<'_, T>, gh: &mut Vec<T>) {
         let h = self.dims.hidden_size;
         let n = s.rows(h);
-        let ForwardStep {
-            gates,
-            h: h_rows,
-            h_masked,
-            par,
-            ..
-        } = s;
-        // a += h_{t-1} · W_hhᵀ   (h_{t-1} ⊙ mask with variational dropout)
-        matmul(
-            mat_mut(gates, n, h),
-            product_input(h_rows, h_masked, n, h),
-            MatRef::new(self.w.w_hh, h, h).t(),
-            true,
-            par,
-        );
-        for (a, hr) in gates.chunks_exact_mut(h).zip(h_rows.chunks_exact_mut(h)) {
-            elman_cell_forward(a, self.bias.as_deref(), self.act);
-            hr.copy_from_slice(a);
+        let a = s.product_input();
+        let epi = ElmanStep {
+            gates: s.gates.as_mut_ptr(),
+            bias: self.bias.as_deref().map_or(std::ptr::null(), <[T]>::as_ptr),
+            out: s.out.ptr,
+            out_ld: s.out.ld,
+            hidden: h,
+            act: self.act,
+            training: s.training,
+        };
+        // h_t = act(W_ih x + b + h_{t-1} · W_hhᵀ)   (h_{t-1} ⊙ mask with variational dropout)
+        // SAFETY: the epilogue's pointers cover the step's n rows, which are this slice's.
+        unsafe {
+            match self.step {
+                StepKernel::Packed(isa) => {
+                    let w_hh_t = self
+                        .w_hh_t
+                        .get(|| Packed::transposed(isa, self.w.w_hh, 1, h, h));
+                    step::product(w_hh_t, Rows::new(a, n, h, h), &epi);
+                }
+                StepKernel::Gemm(isa) => {
+                    let gh = &mut gh[..n * h];
+                    matmul(
+                        mat_mut(gh, n, h),
+                        MatRef::new(a, n, h),
+                        MatRef::new(self.w.w_hh, h, h).t(),
+                        false,
+                        s.par,
+                    );
+                    step::apply(isa, Rows::new(gh, n, h, h), h, 1, &epi);
+                }
+            }
         }
     }
 
@@ -139,16 +205,31 @@ impl<T: Float> CellKernel<T> for ElmanKernel<'_, T> {
             elman_cell_backward(a, d, self.act);
         }
         // ∂L/∂h_{t-1} = ∂L/∂a · W_hh   (⊙ mask)
-        matmul(
-            mat_mut(dh, n, h),
-            MatRef::new(gates, n, h),
-            MatRef::new(self.w.w_hh, h, h),
-            false,
-            par,
-        );
-        if let Some(mask) = mask {
-            for (d, &k) in dh.iter_mut().zip(mask) {
-                *d *= k;
+        match self.step {
+            StepKernel::Packed(isa) => {
+                let w_hh = self.w_hh.get(|| Packed::direct(isa, self.w.w_hh, h, h));
+                // SAFETY: dh and gates are distinct [n, H] buffers.
+                unsafe {
+                    step::product(
+                        w_hh,
+                        Rows::new(gates, n, h, h),
+                        &Store::new(dh.as_mut_ptr(), h, false).masked(mask, h),
+                    )
+                };
+            }
+            StepKernel::Gemm(_) => {
+                matmul(
+                    mat_mut(dh, n, h),
+                    MatRef::new(gates, n, h),
+                    MatRef::new(self.w.w_hh, h, h),
+                    false,
+                    par,
+                );
+                if let Some(mask) = mask {
+                    for (d, &k) in dh.iter_mut().zip(mask) {
+                        *d *= k;
+                    }
+                }
             }
         }
     }

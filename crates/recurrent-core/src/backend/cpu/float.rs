@@ -4,6 +4,7 @@
 //! The activation functions are written once here so that every kernel uses the same ones.
 
 use super::gemm::{MatMut, MatRef, Parallelism};
+use super::step::{self, Epilogue, Isa, Packed, Requested, Rows, StepKernel};
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
@@ -37,6 +38,39 @@ pub trait Float:
         par: Parallelism,
     );
 
+    /// The step kernel a layer of this type uses by default (see [`super::step`]): the GEMM
+    /// path, unless `RECURRENT_STEP_KERNEL` asks for a packed kernel (which runs portably).
+    fn step_kernel() -> StepKernel {
+        match step::requested() {
+            Requested::Packed(_) => StepKernel::Packed(Isa::Portable),
+            Requested::Auto | Requested::Gemm => StepKernel::Gemm(Isa::Portable),
+        }
+    }
+
+    /// [`step::product`] in the instruction set `b` was packed for.
+    ///
+    /// # Safety
+    /// As [`step::product`].
+    #[inline]
+    unsafe fn step_product<E: Epilogue<Self>>(b: &Packed<Self>, a: Rows<Self>, epi: &E) {
+        step::product_portable(b, a, epi)
+    }
+
+    /// [`step::apply`].
+    ///
+    /// # Safety
+    /// As [`step::apply`].
+    #[inline]
+    unsafe fn step_apply<E: Epilogue<Self>>(
+        _isa: Isa,
+        prod: Rows<Self>,
+        units: usize,
+        gates: usize,
+        epi: &E,
+    ) {
+        step::apply_portable(prod, units, gates, epi)
+    }
+
     /// The logistic function `1 / (1 + e^-x)`.
     #[inline(always)]
     fn sigmoid(self) -> Self {
@@ -66,6 +100,42 @@ impl Float for f32 {
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x as f32
+    }
+    fn step_kernel() -> StepKernel {
+        let best = Isa::best_vector();
+        match (step::requested(), best) {
+            (Requested::Packed(isa), _) => StepKernel::Packed(isa),
+            (Requested::Gemm, _) | (Requested::Auto, None) => {
+                StepKernel::Gemm(best.unwrap_or(Isa::Portable))
+            }
+            (Requested::Auto, Some(isa)) => StepKernel::Packed(isa),
+        }
+    }
+    #[inline]
+    unsafe fn step_product<E: Epilogue<Self>>(b: &Packed<Self>, a: Rows<Self>, epi: &E) {
+        match b.isa() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => step::entry::product_avx512(b, a, epi),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => step::entry::product_avx2(b, a, epi),
+            _ => step::product_portable(b, a, epi),
+        }
+    }
+    #[inline]
+    unsafe fn step_apply<E: Epilogue<Self>>(
+        isa: Isa,
+        prod: Rows<Self>,
+        units: usize,
+        gates: usize,
+        epi: &E,
+    ) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => step::entry::apply_avx512(prod, units, gates, epi),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => step::entry::apply_avx2(prod, units, gates, epi),
+            _ => step::apply_portable(prod, units, gates, epi),
+        }
     }
     #[inline(always)]
     fn to_f64(self) -> f64 {

@@ -7,45 +7,67 @@
 //! direction run on the reversed sequence.
 
 use super::cell::{CellKernel, RnnWeights};
+use super::elman::{ElmanKernel, Nonlinearity};
+use super::float::Float;
 use super::gemm::MatRef;
-use super::layer::with_kernel;
+use super::gru::GruKernel;
+use super::lstm::LstmKernel;
 use super::rows::{RowBlock, RowsRef};
 use super::scan;
+use super::step::{Isa, StepKernel};
 use super::weight_grads::{LayerInput, RnnGrads};
 use crate::rng::Generator;
 use crate::rnn::{RnnDims, RnnMode as Kind, Steps};
 
 /// Inputs of one layer-direction: x, h0, c0 and the five parameter tensors.
 #[derive(Clone, Debug)]
-pub(crate) struct Problem {
+pub(crate) struct Problem<T = f64> {
     pub kind: Kind,
     pub dims: RnnDims,
     pub steps: Steps,
     pub reverse: bool,
-    pub x: Vec<f64>,
-    pub h0: Vec<f64>,
-    pub c0: Vec<f64>,
+    pub x: Vec<T>,
+    pub h0: Vec<T>,
+    pub c0: Vec<T>,
     /// w_ih, w_hh, b_ih, b_hh, w_hr (empty when absent)
-    pub params: [Vec<f64>; 5],
+    pub params: [Vec<T>; 5],
     /// Variational dropout mask on the recurrent input `[B, P]` (empty: none).
-    pub h_mask: Vec<f64>,
+    pub h_mask: Vec<T>,
+    /// The step kernel the problem runs with.
+    pub step: StepKernel,
 }
 
 /// Outputs of one layer-direction.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Outputs {
-    pub out: Vec<f64>,
-    pub h_n: Vec<f64>,
-    pub c_n: Vec<f64>,
+pub(crate) struct Outputs<T = f64> {
+    pub out: Vec<T>,
+    pub h_n: Vec<T>,
+    pub c_n: Vec<T>,
+}
+
+impl<T: Float> Outputs<T> {
+    /// The same outputs in another element type.
+    pub fn cast<U: Float>(&self) -> Outputs<U> {
+        let c = |v: &[T]| {
+            v.iter()
+                .map(|&x| U::from_f64(x.to_f64()))
+                .collect::<Vec<U>>()
+        };
+        Outputs {
+            out: c(&self.out),
+            h_n: c(&self.h_n),
+            c_n: c(&self.c_n),
+        }
+    }
 }
 
 /// Gradients of everything in a [`Problem`].
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Grads {
-    pub x: Vec<f64>,
-    pub h0: Vec<f64>,
-    pub c0: Vec<f64>,
-    pub params: [Vec<f64>; 5],
+pub(crate) struct Grads<T = f64> {
+    pub x: Vec<T>,
+    pub h0: Vec<T>,
+    pub c0: Vec<T>,
+    pub params: [Vec<T>; 5],
 }
 
 fn rand_vec(g: &mut Generator, n: usize, scale: f64) -> Vec<f64> {
@@ -102,7 +124,14 @@ impl Problem {
             reverse,
             params,
             h_mask: Vec::new(),
+            step: StepKernel::Gemm(Isa::Portable),
         }
+    }
+
+    /// The same problem run with another step kernel.
+    pub fn with_step(mut self, step: StepKernel) -> Problem {
+        self.step = step;
+        self
     }
 
     /// The same problem with a fixed dropout mask (keep probability 1/2, scale 2) on `h_{t-1}`.
@@ -114,9 +143,32 @@ impl Problem {
             .collect();
         self
     }
+}
 
-    fn weights(&self) -> RnnWeights<'_, f64> {
-        fn opt(v: &[f64]) -> Option<&[f64]> {
+impl<T: Float> Problem<T> {
+    /// The same problem in another element type.
+    pub fn cast<U: Float>(&self) -> Problem<U> {
+        let c = |v: &[T]| {
+            v.iter()
+                .map(|&x| U::from_f64(x.to_f64()))
+                .collect::<Vec<U>>()
+        };
+        Problem {
+            kind: self.kind,
+            dims: self.dims,
+            steps: self.steps.clone(),
+            reverse: self.reverse,
+            x: c(&self.x),
+            h0: c(&self.h0),
+            c0: c(&self.c0),
+            params: std::array::from_fn(|k| c(&self.params[k])),
+            h_mask: c(&self.h_mask),
+            step: self.step,
+        }
+    }
+
+    fn weights(&self) -> RnnWeights<'_, T> {
+        fn opt<T>(v: &[T]) -> Option<&[T]> {
             (!v.is_empty()).then_some(v)
         }
         RnnWeights {
@@ -131,18 +183,28 @@ impl Problem {
 
     /// Run forward (and, with upstream gradients, backward) with `max_slices` threads, with
     /// the kernel of the problem's mode.
-    pub fn run(&self, upstream: Option<&Outputs>, max_slices: usize) -> (Outputs, Grads) {
-        with_kernel!(self.kind, self.weights(), self.dims, |kernel| self
-            .run_kernel(kernel, upstream, max_slices))
+    pub fn run(&self, upstream: Option<&Outputs<T>>, max_slices: usize) -> (Outputs<T>, Grads<T>) {
+        let (w, d, s) = (self.weights(), self.dims, self.step);
+        let (up, m) = (upstream, max_slices);
+        match self.kind {
+            Kind::Lstm => self.run_kernel(&LstmKernel::with_step(w, d, s), up, m),
+            Kind::Gru => self.run_kernel(&GruKernel::with_step(w, d, s), up, m),
+            Kind::RnnTanh => {
+                self.run_kernel(&ElmanKernel::with_step(w, d, Nonlinearity::Tanh, s), up, m)
+            }
+            Kind::RnnRelu => {
+                self.run_kernel(&ElmanKernel::with_step(w, d, Nonlinearity::Relu, s), up, m)
+            }
+        }
     }
 
     /// [`Problem::run`] with any kernel (the problem's mode then only sizes the weights).
-    pub fn run_kernel<K: CellKernel<f64>>(
+    pub fn run_kernel<K: CellKernel<T>>(
         &self,
         kernel: &K,
-        upstream: Option<&Outputs>,
+        upstream: Option<&Outputs<T>>,
         max_slices: usize,
-    ) -> (Outputs, Grads) {
+    ) -> (Outputs<T>, Grads<T>) {
         let (i, h, p) = (
             self.dims.input_size,
             self.dims.hidden_size,
@@ -151,17 +213,17 @@ impl Problem {
         let n = self.steps.total();
         let b = self.steps.batch();
         let x = MatRef::new(&self.x, n, i);
-        let mut out = vec![0.0; n * p];
-        let mut h_n = vec![0.0; b * p];
-        let mut c_n = vec![0.0; if kernel.cell_width() > 0 { b * h } else { 0 }];
+        let mut out = vec![T::zero(); n * p];
+        let mut h_n = vec![T::zero(); b * p];
+        let mut c_n = vec![T::zero(); if kernel.cell_width() > 0 { b * h } else { 0 }];
         let want_grad = upstream.is_some();
-        let mut gx = vec![0.0; n * i];
-        let mut gp: [Vec<f64>; 5] = std::array::from_fn(|k| vec![0.0; self.params[k].len()]);
-        let mut dh0 = vec![0.0; b * p];
-        let mut dc0 = vec![0.0; c_n.len()];
+        let mut gx = vec![T::zero(); n * i];
+        let mut gp: [Vec<T>; 5] = std::array::from_fn(|k| vec![T::zero(); self.params[k].len()]);
+        let mut dh0 = vec![T::zero(); b * p];
+        let mut dc0 = vec![T::zero(); c_n.len()];
         {
             let [g0, g1, g2, g3, g4] = &mut gp;
-            fn opt(v: &mut [f64]) -> Option<&mut [f64]> {
+            fn opt<T>(v: &mut [T]) -> Option<&mut [T]> {
                 (!v.is_empty()).then_some(v)
             }
             let mut rg = RnnGrads {
@@ -313,6 +375,15 @@ mod tests {
         ]
     }
 
+    /// Both ways to run a step in `f64`: the GEMM crate's product and the packed tile kernel
+    /// (portable lanes), each followed by the cell's equations.
+    fn steps() -> [StepKernel; 2] {
+        [
+            StepKernel::Gemm(Isa::Portable),
+            StepKernel::Packed(Isa::Portable),
+        ]
+    }
+
     #[test]
     fn finite_differences_match_every_backward_kernel() {
         let mut total = 0;
@@ -328,13 +399,16 @@ mod tests {
                         hidden_size: 4,
                         proj_size: proj,
                     };
-                    let p = Problem::random(kind, dims, bs, reverse, bias, 1 + total as u64);
-                    total += check(&p, 1);
+                    for step in steps() {
+                        let p = Problem::random(kind, dims, bs, reverse, bias, 1 + total as u64)
+                            .with_step(step);
+                        total += check(&p, 1);
+                    }
                 }
             }
         }
         eprintln!("finite-difference checks: {total} gradient elements");
-        assert!(total > 1000, "{total}");
+        assert!(total > 2000, "{total}");
     }
 
     #[test]
@@ -347,16 +421,20 @@ mod tests {
                     hidden_size: 3,
                     proj_size: proj,
                 };
-                let p = Problem::random(kind, dims, &[3, 3, 2, 1], reverse, true, 31)
-                    .with_state_mask(7);
-                total += check(&p, 1);
-                // the same with batch slices
-                let p = Problem::random(kind, dims, &[16, 16, 12, 9, 3], reverse, true, 32)
-                    .with_state_mask(8);
-                total += check(&p, 2);
+                for step in steps() {
+                    let p = Problem::random(kind, dims, &[3, 3, 2, 1], reverse, true, 31)
+                        .with_state_mask(7)
+                        .with_step(step);
+                    total += check(&p, 1);
+                    // the same with batch slices
+                    let p = Problem::random(kind, dims, &[16, 16, 12, 9, 3], reverse, true, 32)
+                        .with_state_mask(8)
+                        .with_step(step);
+                    total += check(&p, 2);
+                }
             }
         }
-        assert!(total > 800, "{total}");
+        assert!(total > 1600, "{total}");
     }
 
     #[test]
@@ -439,14 +517,95 @@ mod tests {
         }
     }
 
+    /// Every packed step kernel this CPU runs gives the GEMM path's results in `f32`: outputs,
+    /// final states and every gradient, for each cell, odd sizes (a unit tail shorter than a
+    /// vector), the projection, batch 1, packed batches in slices, both directions and a
+    /// state mask. In training and in inference (which takes another epilogue branch).
+    #[test]
+    fn packed_kernels_match_the_gemm_path_in_f32() {
+        let mut compared = 0;
+        let batches: [(&[usize], usize); 3] = [
+            (&[1, 1, 1, 1, 1], 1),
+            (&[3, 3, 2, 1], 1),
+            (&[19, 19, 17, 12, 5, 1], 2),
+        ];
+        for (kind, proj) in [
+            (Kind::Lstm, 0),
+            (Kind::Lstm, 7),
+            (Kind::Gru, 0),
+            (Kind::RnnTanh, 0),
+            (Kind::RnnRelu, 0),
+        ] {
+            for reverse in [false, true] {
+                for (bs, slices) in batches {
+                    for mask in [false, true] {
+                        let dims = RnnDims {
+                            input_size: 5,
+                            hidden_size: 21,
+                            proj_size: proj,
+                        };
+                        let mut p = Problem::random(kind, dims, bs, reverse, true, 7 + compared);
+                        if mask {
+                            p = p.with_state_mask(3);
+                        }
+                        let gemm = p
+                            .clone()
+                            .with_step(StepKernel::Gemm(Isa::Portable))
+                            .cast::<f32>();
+                        let (fwd, _) = gemm.run(None, slices);
+                        let mut g = Generator::new(5);
+                        let up = Outputs {
+                            out: rand_vec(&mut g, fwd.out.len(), 1.0),
+                            h_n: rand_vec(&mut g, fwd.h_n.len(), 1.0),
+                            c_n: rand_vec(&mut g, fwd.c_n.len(), 1.0),
+                        }
+                        .cast::<f32>();
+                        let (want_o, want_g) = gemm.run(Some(&up), slices);
+                        for isa in Isa::all_available() {
+                            let q = p.clone().with_step(StepKernel::Packed(isa)).cast::<f32>();
+                            let (infer, _) = q.run(None, slices);
+                            let (o, gr) = q.run(Some(&up), slices);
+                            let what = format!(
+                                "{kind:?} proj {proj} reverse {reverse} {bs:?} mask {mask} {isa:?}"
+                            );
+                            for (name, a, b) in [
+                                ("out", &o.out, &want_o.out),
+                                ("out (inference)", &infer.out, &want_o.out),
+                                ("h_n", &o.h_n, &want_o.h_n),
+                                ("c_n", &o.c_n, &want_o.c_n),
+                                ("dx", &gr.x, &want_g.x),
+                                ("dh0", &gr.h0, &want_g.h0),
+                                ("dc0", &gr.c0, &want_g.c0),
+                                ("dw_ih", &gr.params[0], &want_g.params[0]),
+                                ("dw_hh", &gr.params[1], &want_g.params[1]),
+                                ("db_ih", &gr.params[2], &want_g.params[2]),
+                                ("db_hh", &gr.params[3], &want_g.params[3]),
+                                ("dw_hr", &gr.params[4], &want_g.params[4]),
+                            ] {
+                                assert_eq!(a.len(), b.len(), "{what} {name}");
+                                for (k, (&x, &y)) in a.iter().zip(b.iter()).enumerate() {
+                                    assert!(
+                                        (x - y).abs() <= 2e-5 * (1.0 + y.abs()),
+                                        "{what} {name}[{k}]: packed {x} vs gemm {y}"
+                                    );
+                                }
+                                compared += a.len() as u64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 100_000, "{compared}");
+    }
+
     /// A cell kind that exists only here, to show the seam: a leaky-integrator RNN,
     /// `h' = (1 − α) h + α tanh(a)` with `a = W_ih x + b_ih + W_hh h + b_hh`. It supplies only
     /// its step math, and passes the same finite-difference check as the real cells (with
     /// batch slices, in both directions, with a state mask).
     mod leaky {
         use super::super::super::cell::{
-            add_bias, combined_bias, mat_mut, product_input, BackwardStep, CellKernel, ForwardStep,
-            RnnWeights,
+            combined_bias, mat_mut, BackwardStep, CellKernel, ForwardStep, RnnWeights,
         };
         use super::super::super::float::Float;
         use super::super::super::gemm::{matmul, MatRef};
@@ -479,27 +638,25 @@ mod tests {
             fn forward_step(&self, s: ForwardStep<'_, f64>, _: &mut ()) {
                 let h = self.dims.hidden_size;
                 let n = s.rows(h);
-                let ForwardStep {
-                    gates,
-                    h: hs,
-                    h_masked,
-                    par,
-                    ..
-                } = s;
-                // a += h · W_hhᵀ; gates keep tanh(a)
+                let x = s.product_input();
+                // a = W_ih x + b_ih + b_hh + h · W_hhᵀ; gates keep tanh(a)
                 matmul(
-                    mat_mut(gates, n, h),
-                    product_input(hs, h_masked, n, h),
+                    mat_mut(s.gates, n, h),
+                    MatRef::new(x, n, h),
                     MatRef::new(self.w.w_hh, h, h).t(),
                     true,
-                    par,
+                    s.par,
                 );
                 let bias = combined_bias(self.w.b_ih, self.w.b_hh);
-                for (a, hr) in gates.chunks_exact_mut(h).zip(hs.chunks_exact_mut(h)) {
-                    add_bias(a, bias.as_deref());
+                for (i, a) in s.gates.chunks_exact_mut(h).enumerate() {
+                    if let Some(b) = &bias {
+                        a.iter_mut().zip(b).for_each(|(a, &b)| *a += b);
+                    }
                     f64::tanh_slice(a);
-                    for (hv, &t) in hr.iter_mut().zip(a.iter()) {
-                        *hv = (1.0 - self.alpha) * *hv + self.alpha * t;
+                    // SAFETY: the step's output rows are this slice's alone.
+                    let out = unsafe { s.out.row(i, h) };
+                    for (j, o) in out.iter_mut().enumerate() {
+                        *o = (1.0 - self.alpha) * s.h[i * h + j] + self.alpha * a[j];
                     }
                 }
             }

@@ -3,13 +3,15 @@
 //! `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`. Here `P = H` (no projection).
 
 use super::cell::{
-    add_bias, add_masked, mat_mut, product_input, BackwardStep, CellKernel, ForwardStep, RnnWeights,
+    add_masked, mat_mut, BackwardStep, CellKernel, ForwardStep, PackedOnce, RnnWeights,
 };
 use super::float::Float;
 use super::gemm::{matmul, MatRef};
+use super::step::{self, lanes::Lanes, Epilogue, Packed, Rows, StepKernel, Store};
 use crate::rnn::RnnDims;
 
-/// One GRU step for one sequence, as PyTorch documents it:
+/// One GRU step, as PyTorch documents it, for one row and a block of units (`acc` holds the
+/// recurrent products `W_h· h` of the three gates, in lanes):
 ///
 /// ```text
 /// r  = σ(W_ir x + b_ir + W_hr h + b_hr)
@@ -18,28 +20,60 @@ use crate::rnn::RnnDims;
 /// h' = (1 − z) ⊙ n + z ⊙ h
 /// ```
 ///
-/// `gx: [3H]` holds the input parts `W_i· x` on entry (`b_ih` is added here) and `[r | z | n]`
-/// on exit;
-/// `gh: [3H]` holds the hidden parts `W_h· h + b_h·`; `h: [H]` holds `h` on entry and `h'` on
-/// exit.
-#[inline]
-pub fn gru_cell_forward<T: Float>(gx: &mut [T], b_ih: Option<&[T]>, gh: &[T], h: &mut [T]) {
-    let hs = h.len();
-    add_bias(gx, b_ih);
-    let one = T::one();
-    let (xrz, xn) = gx.split_at_mut(2 * hs);
-    let (hrz, hn) = gh.split_at(2 * hs);
-    for (a, &b) in xrz.iter_mut().zip(hrz) {
-        *a += b;
-    }
-    T::sigmoid_slice(xrz); // r, z
-    let (r, z) = xrz.split_at(hs);
-    for j in 0..hs {
-        xn[j] += r[j] * hn[j];
-    }
-    T::tanh_slice(xn); // n
-    for j in 0..hs {
-        h[j] = (one - z[j]) * xn[j] + z[j] * h[j];
+/// The gate rows hold `W_i· x` (no bias) on entry and, in training, `[r | z | n]` on exit;
+/// `W_hn h + b_hn` is kept for the backward pass. `h` here is the unmasked state even under
+/// variational dropout (only the product reads it masked).
+#[derive(Debug)]
+struct GruStep<T> {
+    /// `[n, 3H]`.
+    gates: *mut T,
+    /// `[3H]` each, or null.
+    b_ih: *const T,
+    b_hh: *const T,
+    /// `[n, H]`: `h_{t-1}`.
+    h_prev: *const T,
+    /// Rows `out_ld` apart: `h_t`.
+    out: *mut T,
+    out_ld: usize,
+    /// `[n, H]` or null: `W_hn h + b_hn`.
+    ghn_kept: *mut T,
+    hidden: usize,
+    training: bool,
+}
+
+// SAFETY: the step's rows are its slice's alone; the tiles of one call write disjoint blocks.
+unsafe impl<T: Sync> Sync for GruStep<T> {}
+
+impl<T: Float> Epilogue<T> for GruStep<T> {
+    #[inline(always)]
+    unsafe fn block<V: Lanes<T>>(&self, row: usize, j: usize, n: usize, acc: [V; 4]) {
+        let h = self.hidden;
+        let x = self.gates.add(row * 3 * h + j);
+        let bias = |b: *const T, q: usize| {
+            if b.is_null() {
+                V::zero()
+            } else {
+                V::load(b.add(q * h + j), n)
+            }
+        };
+        let input = |q: usize| V::load(x.add(q * h), n) + bias(self.b_ih, q);
+        let hidden = |q: usize| acc[q] + bias(self.b_hh, q);
+        let r = (input(0) + hidden(0)).sigmoid();
+        let z = (input(1) + hidden(1)).sigmoid();
+        let ghn = hidden(2);
+        let n_gate = (input(2) + r * ghn).tanh();
+        let h_prev = V::load(self.h_prev.add(row * h + j), n);
+        // (1 − z) ⊙ n + z ⊙ h
+        let h_new = n_gate + z * (h_prev - n_gate);
+        h_new.store(self.out.add(row * self.out_ld + j), n);
+        if self.training {
+            r.store(x, n);
+            z.store(x.add(h), n);
+            n_gate.store(x.add(2 * h), n);
+            if !self.ghn_kept.is_null() {
+                ghn.store(self.ghn_kept.add(row * h + j), n);
+            }
+        }
     }
 }
 
@@ -90,12 +124,28 @@ pub fn gru_cell_backward<T: Float>(
 pub struct GruKernel<'a, T> {
     w: RnnWeights<'a, T>,
     dims: RnnDims,
+    step: StepKernel,
+    /// `W_hhᵀ` by gates, for the forward product.
+    w_hh_t: PackedOnce<T>,
+    /// `W_hh`, for the backward product.
+    w_hh: PackedOnce<T>,
 }
 
 impl<'a, T: Float> GruKernel<'a, T> {
     /// The kernel of a layer-direction with these weights.
     pub fn new(w: RnnWeights<'a, T>, dims: RnnDims) -> Self {
-        GruKernel { w, dims }
+        Self::with_step(w, dims, T::step_kernel())
+    }
+
+    /// The same, with the step kernel chosen (the tests compare them).
+    pub fn with_step(w: RnnWeights<'a, T>, dims: RnnDims, step: StepKernel) -> Self {
+        GruKernel {
+            w,
+            dims,
+            step,
+            w_hh_t: PackedOnce::new(),
+            w_hh: PackedOnce::new(),
+        }
     }
 }
 
@@ -106,7 +156,8 @@ pub struct GruBackwardScratch<T> {
     dgh: Vec<T>,
     /// `[H]`: one row's `∂L/∂h_t`.
     dh_t: Vec<T>,
-    /// `[rows, H]`: the recurrent product before the state mask (with variational dropout).
+    /// `[rows, H]`: the recurrent product before the state mask (the GEMM path, with
+    /// variational dropout).
     rec: Vec<T>,
 }
 
@@ -140,7 +191,10 @@ impl<T: Float> CellKernel<T> for GruKernel<'_, T> {
     }
 
     fn forward_scratch(&self, rows: usize, _training: bool) -> Vec<T> {
-        vec![T::zero(); rows * 3 * self.dims.hidden_size]
+        match self.step {
+            StepKernel::Gemm(_) => vec![T::zero(); rows * 3 * self.dims.hidden_size],
+            StepKernel::Packed(_) => Vec::new(),
+        }
     }
 
     fn backward_scratch(&self, rows: usize) -> GruBackwardScratch<T> {
@@ -148,10 +202,9 @@ impl<T: Float> CellKernel<T> for GruKernel<'_, T> {
         GruBackwardScratch {
             dgh: vec![T::zero(); rows * 3 * h],
             dh_t: vec![T::zero(); h],
-            rec: if self.w.h_mask.is_some() {
-                vec![T::zero(); rows * h]
-            } else {
-                Vec::new()
+            rec: match (self.w.h_mask, self.step) {
+                (Some(_), StepKernel::Gemm(_)) => vec![T::zero(); rows * h],
+                _ => Vec::new(),
             },
         }
     }
@@ -160,39 +213,45 @@ impl<T: Float> CellKernel<T> for GruKernel<'_, T> {
         let h = self.dims.hidden_size;
         let g = 3 * h;
         let n = s.rows(h);
-        let ForwardStep {
-            gates,
-            h: h_rows,
-            h_masked,
-            kept: [ghn_kept, _],
-            par,
-            ..
-        } = s;
-        let gh = &mut gh[..n * g];
-        // gh = h_{t-1} · W_hhᵀ + b_hh   (h_{t-1} ⊙ mask with variational dropout)
-        for row in gh.chunks_exact_mut(g) {
-            match self.w.b_hh {
-                Some(b) => row.copy_from_slice(b),
-                None => row.fill(T::zero()),
-            }
-        }
-        matmul(
-            mat_mut(gh, n, g),
-            product_input(h_rows, h_masked, n, h),
-            MatRef::new(self.w.w_hh, g, h).t(),
-            true,
-            par,
-        );
-        for i in 0..n {
-            let ghr = &gh[i * g..(i + 1) * g];
-            gru_cell_forward(
-                &mut gates[i * g..(i + 1) * g],
-                self.w.b_ih,
-                ghr,
-                &mut h_rows[i * h..(i + 1) * h],
-            );
-            if !ghn_kept.is_empty() {
-                ghn_kept[i * h..(i + 1) * h].copy_from_slice(&ghr[2 * h..]);
+        let a = s.product_input();
+        let [ghn_kept, _] = s.kept;
+        let null = std::ptr::null();
+        let epi = GruStep {
+            gates: s.gates.as_mut_ptr(),
+            b_ih: self.w.b_ih.map_or(null, <[T]>::as_ptr),
+            b_hh: self.w.b_hh.map_or(null, <[T]>::as_ptr),
+            h_prev: s.h.as_ptr(),
+            out: s.out.ptr,
+            out_ld: s.out.ld,
+            ghn_kept: if ghn_kept.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                ghn_kept.as_mut_ptr()
+            },
+            hidden: h,
+            training: s.training,
+        };
+        // gh = h_{t-1} · W_hhᵀ   (h_{t-1} ⊙ mask with variational dropout), then the cell
+        // SAFETY: the epilogue's pointers cover the step's n rows, which are this slice's.
+        unsafe {
+            match self.step {
+                StepKernel::Packed(isa) => {
+                    let w_hh_t = self
+                        .w_hh_t
+                        .get(|| Packed::transposed(isa, self.w.w_hh, 3, h, h));
+                    step::product(w_hh_t, Rows::new(a, n, h, h), &epi);
+                }
+                StepKernel::Gemm(isa) => {
+                    let gh = &mut gh[..n * g];
+                    matmul(
+                        mat_mut(gh, n, g),
+                        MatRef::new(a, n, h),
+                        MatRef::new(self.w.w_hh, g, h).t(),
+                        false,
+                        s.par,
+                    );
+                    step::apply(isa, Rows::new(gh, n, g, g), h, 3, &epi);
+                }
             }
         }
     }
@@ -231,9 +290,21 @@ impl<T: Float> CellKernel<T> for GruKernel<'_, T> {
             );
             extra[i * h..(i + 1) * h].copy_from_slice(&dgh[i * g + 2 * h..(i + 1) * g]);
         }
+        // ∂L/∂h_{t-1} = dh ⊙ z + (∂L/∂gh · W_hh) ⊙ mask
+        if let StepKernel::Packed(isa) = self.step {
+            let w_hh = self.w_hh.get(|| Packed::direct(isa, self.w.w_hh, g, h));
+            // SAFETY: dh is [n, H], dgh [n, 3H]; they do not overlap.
+            unsafe {
+                step::product(
+                    w_hh,
+                    Rows::new(dgh, n, g, g),
+                    &Store::new(dh.as_mut_ptr(), h, true).masked(mask, h),
+                )
+            };
+            return;
+        }
         let dgh_m = MatRef::new(&dgh[..n * g], n, g);
         let w_hh = MatRef::new(self.w.w_hh, g, h);
-        // ∂L/∂h_{t-1} = dh ⊙ z + (∂L/∂gh · W_hh) ⊙ mask
         match mask {
             None => matmul(mat_mut(dh, n, h), dgh_m, w_hh, true, par),
             Some(mask) => {

@@ -50,8 +50,6 @@ macro_rules! with_kernel {
         }
     };
 }
-#[cfg(test)]
-pub(crate) use with_kernel;
 
 /// One layer's inputs: its mode and sizes, the packed input, the initial states and each
 /// direction's weights.

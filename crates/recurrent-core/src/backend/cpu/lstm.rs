@@ -1,20 +1,23 @@
 //! The LSTM cell: its equations, their derivative, and its [`CellKernel`] for the scan.
 //!
-//! A step multiplies the slice's `h_{t-1}` by `W_hhᵀ` into the gate rows (which hold the input
-//! projection), applies the cell, and with `proj_size` projects `m_t` by `W_hrᵀ` into `h_t`.
-//! The backward step runs the cell's derivative and multiplies the gate gradients by `W_hh`
-//! back to `∂L/∂h_{t-1}`. Shapes use the letters of [`crate::rnn::Steps`].
+//! A step multiplies the slice's `h_{t-1}` by `W_hhᵀ` and applies the cell to each tile of
+//! the product with the input projection ([`super::step`]), and with `proj_size` projects
+//! `m_t` by `W_hrᵀ` into `h_t`. The backward step runs the cell's derivative and multiplies
+//! the gate gradients by `W_hh` back to `∂L/∂h_{t-1}`. Shapes use the letters of
+//! [`crate::rnn::Steps`].
 
 use super::cell::{
-    add_bias, combined_bias, mat_mut, product_input, BackwardStep, CellKernel, ForwardStep,
-    RnnWeights, TimeGrads,
+    combined_bias, mat_mut, BackwardStep, CellKernel, ForwardStep, PackedOnce, RnnWeights,
+    TimeGrads,
 };
 use super::float::Float;
 use super::gemm::{matmul, MatMut, MatRef, Parallelism};
+use super::step::{self, lanes::Lanes, Epilogue, Packed, Rows, StepKernel, Store};
 use super::weight_grads::RnnGrads;
 use crate::rnn::RnnDims;
 
-/// One LSTM step for one sequence, as PyTorch documents it:
+/// One LSTM step, as PyTorch documents it, for one row and a block of units (`acc` holds
+/// the recurrent product `W_h· h` of each gate, in lanes):
 ///
 /// ```text
 /// i  = σ(W_ii x + b_ii + W_hi h + b_hi)
@@ -23,29 +26,63 @@ use crate::rnn::RnnDims;
 /// o  = σ(W_io x + b_io + W_ho h + b_ho)
 /// c' = f ⊙ c + i ⊙ g
 /// m  = o ⊙ tanh(c')
-/// h' = m                  (with proj_size: h' = W_hr m, done by the caller as a product)
+/// h' = m                  (with proj_size: h' = W_hr m, a product after the step)
 /// ```
 ///
-/// `gates: [4H]` holds the pre-activations `[i | f | g | o]` without the bias on entry (the
-/// bias `b_ih + b_hh` is added here) and the activations on exit; `c: [H]` holds `c` on entry
-/// and `c'` on exit; `m: [H]` receives `m`.
-#[inline]
-pub fn lstm_cell_forward<T: Float>(gates: &mut [T], bias: Option<&[T]>, c: &mut [T], m: &mut [T]) {
-    let h = c.len();
-    add_bias(gates, bias);
-    let (if_, rest) = gates.split_at_mut(2 * h);
-    let (gg, go) = rest.split_at_mut(h);
-    T::sigmoid_slice(if_);
-    T::tanh_slice(gg);
-    T::sigmoid_slice(go);
-    let (gi, gf) = if_.split_at(h);
-    for j in 0..h {
-        c[j] = gf[j] * c[j] + gi[j] * gg[j];
-        m[j] = c[j];
-    }
-    T::tanh_slice(m);
-    for j in 0..h {
-        m[j] *= go[j];
+/// The gate rows hold `W_i· x` (no bias) on entry and, in training, the activations
+/// `[i | f | g | o]` on exit; `bias` is `b_ih + b_hh`.
+#[derive(Debug)]
+struct LstmStep<T> {
+    /// `[n, 4H]`.
+    gates: *mut T,
+    /// `[4H]` or null.
+    bias: *const T,
+    /// `[n, H]`: `c` in, `c'` out.
+    c: *mut T,
+    /// Rows `m_ld` apart: `m`.
+    m: *mut T,
+    m_ld: usize,
+    /// `[n, H]` or null: a copy of `c'` for the backward pass.
+    c_kept: *mut T,
+    hidden: usize,
+    training: bool,
+}
+
+// SAFETY: the step's rows are its slice's alone; the tiles of one call write disjoint blocks.
+unsafe impl<T: Sync> Sync for LstmStep<T> {}
+
+impl<T: Float> Epilogue<T> for LstmStep<T> {
+    #[inline(always)]
+    unsafe fn block<V: Lanes<T>>(&self, row: usize, j: usize, n: usize, acc: [V; 4]) {
+        let h = self.hidden;
+        let x = self.gates.add(row * 4 * h + j);
+        let pre = |q: usize| {
+            let a = acc[q] + V::load(x.add(q * h), n);
+            if self.bias.is_null() {
+                a
+            } else {
+                a + V::load(self.bias.add(q * h + j), n)
+            }
+        };
+        let (i, f, g, o) = (
+            pre(0).sigmoid(),
+            pre(1).sigmoid(),
+            pre(2).tanh(),
+            pre(3).sigmoid(),
+        );
+        let c = self.c.add(row * h + j);
+        let c_new = f * V::load(c, n) + i * g;
+        let m = o * c_new.tanh();
+        c_new.store(c, n);
+        m.store(self.m.add(row * self.m_ld + j), n);
+        if self.training {
+            for (q, v) in [i, f, g, o].into_iter().enumerate() {
+                v.store(x.add(q * h), n);
+            }
+            if !self.c_kept.is_null() {
+                c_new.store(self.c_kept.add(row * h + j), n);
+            }
+        }
     }
 }
 
@@ -100,15 +137,33 @@ pub struct LstmKernel<'a, T> {
     dims: RnnDims,
     /// `b_ih + b_hh`, added by the cell.
     bias: Option<Vec<T>>,
+    step: StepKernel,
+    /// `W_hhᵀ` by gates, for the forward product.
+    w_hh_t: PackedOnce<T>,
+    /// `W_hh`, for the backward product.
+    w_hh: PackedOnce<T>,
+    /// `W_hrᵀ` and `W_hr`, for the projection and its backward.
+    w_hr_t: PackedOnce<T>,
+    w_hr: PackedOnce<T>,
 }
 
 impl<'a, T: Float> LstmKernel<'a, T> {
     /// The kernel of a layer-direction with these weights.
     pub fn new(w: RnnWeights<'a, T>, dims: RnnDims) -> Self {
+        Self::with_step(w, dims, T::step_kernel())
+    }
+
+    /// The same, with the step kernel chosen (the tests compare them).
+    pub fn with_step(w: RnnWeights<'a, T>, dims: RnnDims, step: StepKernel) -> Self {
         LstmKernel {
             bias: combined_bias(w.b_ih, w.b_hh),
             w,
             dims,
+            step,
+            w_hh_t: PackedOnce::new(),
+            w_hh: PackedOnce::new(),
+            w_hr_t: PackedOnce::new(),
+            w_hr: PackedOnce::new(),
         }
     }
 
@@ -117,9 +172,17 @@ impl<'a, T: Float> LstmKernel<'a, T> {
     }
 }
 
-impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
+/// Per-slice buffers of the LSTM's forward steps.
+#[derive(Debug)]
+pub struct LstmForwardScratch<T> {
     /// `[rows, H]`: `m_t` when projecting and not training (training keeps it in `kept[1]`).
-    type ForwardScratch = Vec<T>;
+    m: Vec<T>,
+    /// `[rows, 4H]`: the recurrent product (the GEMM path).
+    gh: Vec<T>,
+}
+
+impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
+    type ForwardScratch = LstmForwardScratch<T>;
     /// `∂L/∂m` (`[rows, H]`, with a projection) and one row of `tanh(c_t)`.
     type BackwardScratch = (Vec<T>, Vec<T>);
 
@@ -156,11 +219,18 @@ impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
         }
     }
 
-    fn forward_scratch(&self, rows: usize, training: bool) -> Vec<T> {
-        if self.proj() && !training {
-            vec![T::zero(); rows * self.dims.hidden_size]
-        } else {
-            Vec::new()
+    fn forward_scratch(&self, rows: usize, training: bool) -> LstmForwardScratch<T> {
+        let h = self.dims.hidden_size;
+        LstmForwardScratch {
+            m: if self.proj() && !training {
+                vec![T::zero(); rows * h]
+            } else {
+                Vec::new()
+            },
+            gh: match self.step {
+                StepKernel::Gemm(_) => vec![T::zero(); rows * 4 * h],
+                StepKernel::Packed(_) => Vec::new(),
+            },
         }
     }
 
@@ -174,60 +244,82 @@ impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
         (dm, vec![T::zero(); h])
     }
 
-    fn forward_step(&self, s: ForwardStep<'_, T>, m_scratch: &mut Vec<T>) {
+    fn forward_step(&self, s: ForwardStep<'_, T>, scratch: &mut LstmForwardScratch<T>) {
         let (h, p) = (self.dims.hidden_size, self.dims.out_size());
         let g = 4 * h;
         let n = s.rows(p);
-        let ForwardStep {
-            gates,
-            h: h_rows,
-            c,
-            h_masked,
-            kept: [c_kept, m_kept],
-            par,
-        } = s;
-        // gates += h_{t-1} · W_hhᵀ   (h_{t-1} ⊙ mask with variational dropout)
-        let w_hh_t = MatRef::new(self.w.w_hh, g, p).t();
-        matmul(
-            mat_mut(gates, n, g),
-            product_input(h_rows, h_masked, n, p),
-            w_hh_t,
-            true,
-            par,
-        );
-        // The cell on every row; m_t goes to h_t directly, or with a projection to the kept
-        // rows (training) or scratch, and then h_t = m_t · W_hrᵀ.
-        let cells = |m_rows: &mut [T], gates: &mut [T], c: &mut [T], c_kept: &mut [T]| {
-            for i in 0..n {
-                let ci = &mut c[i * h..(i + 1) * h];
-                lstm_cell_forward(
-                    &mut gates[i * g..(i + 1) * g],
-                    self.bias.as_deref(),
-                    ci,
-                    &mut m_rows[i * h..(i + 1) * h],
-                );
-                if !c_kept.is_empty() {
-                    c_kept[i * h..(i + 1) * h].copy_from_slice(ci);
+        let a = s.product_input();
+        let [c_kept, m_kept] = s.kept;
+        // m_t goes to h_t directly, or with a projection to the kept rows (training) or
+        // scratch, and then h_t = m_t · W_hrᵀ.
+        let m: &mut [T] = match (self.proj(), m_kept.is_empty()) {
+            (false, _) => &mut [],
+            (true, true) => &mut scratch.m[..n * h],
+            (true, false) => m_kept,
+        };
+        let (m_ptr, m_ld) = if self.proj() {
+            (m.as_mut_ptr(), h)
+        } else {
+            (s.out.ptr, s.out.ld)
+        };
+        let epi = LstmStep {
+            gates: s.gates.as_mut_ptr(),
+            bias: self.bias.as_deref().map_or(std::ptr::null(), <[T]>::as_ptr),
+            c: s.c.as_mut_ptr(),
+            m: m_ptr,
+            m_ld,
+            c_kept: if c_kept.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                c_kept.as_mut_ptr()
+            },
+            hidden: h,
+            training: s.training,
+        };
+        // gates = cell(W_ih x + h_{t-1} · W_hhᵀ)   (h_{t-1} ⊙ mask with variational dropout)
+        // SAFETY: the epilogue's pointers cover the step's n rows, which are this slice's.
+        unsafe {
+            match self.step {
+                StepKernel::Packed(isa) => {
+                    let w_hh_t = self
+                        .w_hh_t
+                        .get(|| Packed::transposed(isa, self.w.w_hh, 4, h, p));
+                    step::product(w_hh_t, Rows::new(a, n, p, p), &epi);
+                }
+                StepKernel::Gemm(isa) => {
+                    let gh = &mut scratch.gh[..n * g];
+                    matmul(
+                        mat_mut(gh, n, g),
+                        MatRef::new(a, n, p),
+                        MatRef::new(self.w.w_hh, g, p).t(),
+                        false,
+                        s.par,
+                    );
+                    step::apply(isa, Rows::new(gh, n, g, g), h, 4, &epi);
                 }
             }
-        };
-        match self.w.w_hr {
-            None => cells(h_rows, gates, c, c_kept),
-            Some(w_hr) => {
-                let m_rows: &mut [T] = if m_kept.is_empty() {
-                    &mut m_scratch[..n * h]
-                } else {
-                    m_kept
-                };
-                cells(m_rows, gates, c, c_kept);
-                // h = m · W_hrᵀ
-                matmul(
-                    MatMut::new(h_rows, n, p),
-                    MatRef::new(m_rows, n, h),
-                    MatRef::new(w_hr, p, h).t(),
-                    false,
-                    par,
-                );
+        }
+        if let Some(w_hr) = self.w.w_hr {
+            // h_t = m · W_hrᵀ
+            // SAFETY: `out` holds the step's n rows of P, this slice's alone.
+            unsafe {
+                match self.step {
+                    StepKernel::Packed(isa) => {
+                        let w_hr_t = self.w_hr_t.get(|| Packed::transposed(isa, w_hr, 1, p, h));
+                        step::product(
+                            w_hr_t,
+                            Rows::new(m, n, h, h),
+                            &Store::new(s.out.ptr, s.out.ld, false),
+                        );
+                    }
+                    StepKernel::Gemm(_) => matmul(
+                        MatMut::from_raw(s.out.ptr, n, p, s.out.ld),
+                        MatRef::new(m, n, h),
+                        MatRef::new(w_hr, p, h).t(),
+                        false,
+                        s.par,
+                    ),
+                }
             }
         }
     }
@@ -252,13 +344,27 @@ impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
         if let Some(w_hr) = self.w.w_hr {
             // h = m · W_hrᵀ  ⇒  ∂L/∂m = ∂L/∂h · W_hr (and ∂L/∂h_t is kept for dW_hr)
             extra.copy_from_slice(dh);
-            matmul(
-                mat_mut(&mut dm[..n * h], n, h),
-                MatRef::new(dh, n, p),
-                MatRef::new(w_hr, p, h),
-                false,
-                par,
-            );
+            let dm = &mut dm[..n * h];
+            match self.step {
+                StepKernel::Packed(isa) => {
+                    let w_hr = self.w_hr.get(|| Packed::direct(isa, w_hr, p, h));
+                    // SAFETY: dm is [n, H], dh [n, P]; they do not overlap.
+                    unsafe {
+                        step::product(
+                            w_hr,
+                            Rows::new(dh, n, p, p),
+                            &Store::new(dm.as_mut_ptr(), h, false),
+                        )
+                    };
+                }
+                StepKernel::Gemm(_) => matmul(
+                    mat_mut(dm, n, h),
+                    MatRef::new(dh, n, p),
+                    MatRef::new(w_hr, p, h),
+                    false,
+                    par,
+                ),
+            }
         }
         for i in 0..n {
             let r = rows.base + i;
@@ -281,16 +387,31 @@ impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
             );
         }
         // ∂L/∂h_{t-1} = ∂L/∂gates · W_hh   (⊙ mask: h_{t-1} entered the product masked)
-        matmul(
-            mat_mut(dh, n, p),
-            MatRef::new(gates, n, g),
-            MatRef::new(self.w.w_hh, g, p),
-            false,
-            par,
-        );
-        if let Some(mask) = mask {
-            for (d, &k) in dh.iter_mut().zip(mask) {
-                *d *= k;
+        match self.step {
+            StepKernel::Packed(isa) => {
+                let w_hh = self.w_hh.get(|| Packed::direct(isa, self.w.w_hh, g, p));
+                // SAFETY: dh is [n, P], gates [n, G]; they do not overlap.
+                unsafe {
+                    step::product(
+                        w_hh,
+                        Rows::new(gates, n, g, g),
+                        &Store::new(dh.as_mut_ptr(), p, false).masked(mask, p),
+                    )
+                };
+            }
+            StepKernel::Gemm(_) => {
+                matmul(
+                    mat_mut(dh, n, p),
+                    MatRef::new(gates, n, g),
+                    MatRef::new(self.w.w_hh, g, p),
+                    false,
+                    par,
+                );
+                if let Some(mask) = mask {
+                    for (d, &k) in dh.iter_mut().zip(mask) {
+                        *d *= k;
+                    }
+                }
             }
         }
     }

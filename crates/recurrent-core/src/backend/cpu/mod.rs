@@ -24,4 +24,5 @@ pub mod lstm;
 pub mod parallel;
 pub mod rows;
 pub mod scan;
+pub mod step;
 pub mod weight_grads;

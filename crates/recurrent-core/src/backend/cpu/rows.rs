@@ -86,6 +86,19 @@ impl<'a, T> RowBlock<'a, T> {
         self.width
     }
 
+    /// Elements from one row to the next.
+    pub fn ld(&self) -> usize {
+        self.ld
+    }
+
+    /// The address of row `r` (`r <= rows`), for a kernel that writes rows `ld` apart.
+    #[inline]
+    pub fn row_ptr(&self, r: usize) -> *mut T {
+        assert!(r <= self.rows);
+        // SAFETY: at most one past the last row, inside or one past the buffer.
+        unsafe { self.ptr.add((r * self.ld).min(self.rows * self.ld)) }
+    }
+
     /// Row `r` for reading.
     ///
     /// # Safety
@@ -307,7 +320,7 @@ mod tests {
         let (rows, width, src_ld) = (37, 21, 25);
         let src: Vec<f64> = (0..rows * src_ld).map(|k| k as f64 * 0.5 - 3.0).collect();
         let ld = transposed_ld(rows);
-        assert!(ld >= rows && ld % 16 == 0 && ld > rows.next_multiple_of(16) - 1);
+        assert!(ld >= rows && ld.is_multiple_of(16) && ld > rows.next_multiple_of(16) - 1);
         let mut t = vec![f64::NAN; ld * width];
         let tr = TransposedRows::new(&mut t, rows, width);
         // blocks of rows as the slices of a reverse loop write them, out of order

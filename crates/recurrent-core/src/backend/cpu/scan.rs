@@ -7,7 +7,7 @@
 //!
 //! Shapes use the letters of [`crate::rnn::Steps`]; `D` is not involved here (one direction).
 
-use super::cell::{BackwardStep, CellKernel, ForwardStep, Saved, StepRows, TimeGrads};
+use super::cell::{BackwardStep, CellKernel, ForwardStep, OutRows, Saved, StepRows, TimeGrads};
 use super::denormal;
 use super::float::Float;
 use super::gemm::{matmul, MatMut, MatRef, Parallelism};
@@ -169,19 +169,25 @@ pub fn forward<T: Float, K: CellKernel<T>>(
                     cell.forward_step(
                         ForwardStep {
                             gates: gates_b.rows_slice_mut(base, n),
-                            h: h_b.rows_slice_mut(lo, n),
+                            h: h_b.rows_slice(lo, n),
+                            out: OutRows {
+                                ptr: out.row_ptr(base),
+                                ld: out.ld(),
+                            },
                             c: c_b.rows_slice_mut(lo, n),
                             h_masked,
                             kept: [
                                 kept_b[0].rows_slice_mut(base, n),
                                 kept_b[1].rows_slice_mut(base, n),
                             ],
+                            training,
                             par,
                         },
                         &mut scratch,
                     );
+                    // h_t is the next step's state
                     for i in 0..n {
-                        out.row_mut(base + i).copy_from_slice(h_b.row(lo + i));
+                        h_b.row_mut(lo + i).copy_from_slice(out.row(base + i));
                     }
                 }
             }
