@@ -68,10 +68,12 @@ def layer_case(layer, case, s, mode, lengths, repeat):
 
     @tf.function
     def train_step():
+        # The input gets a gradient too, as in `recurrent bench`.
         with tf.GradientTape() as tape:
+            tape.watch(x)
             out = model(x, seq_mask=mask, training=True)
             loss = tf.reduce_sum(out if mask is None else tf.boolean_mask(out, mask))
-        return tape.gradient(loss, model.trainable_variables)
+        return tape.gradient(loss, model.trainable_variables + [x])
 
     @tf.function
     def infer_step():

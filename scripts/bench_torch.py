@@ -84,6 +84,8 @@ def layer_case(layer, case, s, mode, lengths, repeat, fw):
     net = make(layer, s)
     x = torch.rand(s["batch"], s["seq"], s["input"]) * 2 - 1
     train = mode == "train"
+    # The input gets a gradient in training, as in `recurrent bench` (oneDNN computes it anyway).
+    x.requires_grad_(train)
     if not train:
         net.eval()
 
@@ -96,6 +98,7 @@ def layer_case(layer, case, s, mode, lengths, repeat, fw):
                 out = net(x)[0]
             if train:
                 net.zero_grad(set_to_none=True)
+                x.grad = None
                 out.sum().backward()
 
     times, peak = timed(repeat, step)
@@ -103,9 +106,29 @@ def layer_case(layer, case, s, mode, lengths, repeat, fw):
     return row(layer, case, mode, times, forward_flops(layer, s, tokens) * (3 if train else 1), peak, fw)
 
 
+LATENCY = dict(batch=1, seq=1000, input=32, hidden=64, layers=1, bidir=False)
+
+
 def cell_latency(layer, repeat, fw):
+    """One layer call on a 1000-step sequence at batch 1: the latency of a step."""
     torch.manual_seed(2)
-    t, i, h = 1000, 32, 64
+    s = LATENCY
+    net = make(layer, s).eval()
+    x = torch.rand(1, s["seq"], s["input"]) * 2 - 1
+
+    def step():
+        with torch.no_grad():
+            net(x)
+
+    times, peak = timed(repeat, step)
+    return row(layer, "cell-latency", "infer", times, forward_flops(layer, s, s["seq"]), peak, fw)
+
+
+def cell_loop(layer, repeat, fw):
+    """A cell stepped 1000 times from Python at batch 1 (Python's per-call cost included)."""
+    torch.manual_seed(2)
+    s = LATENCY
+    t, i, h = s["seq"], s["input"], s["hidden"]
     cell = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}[layer](i, h)
     xs = torch.rand(t, 1, i) * 2 - 1
 
@@ -116,8 +139,7 @@ def cell_latency(layer, repeat, fw):
                 st = cell(xs[k], st)
 
     times, peak = timed(repeat, step)
-    s = dict(batch=1, seq=t, input=i, hidden=h, layers=1, bidir=False)
-    return row(layer, "cell-latency", "infer", times, forward_flops(layer, s, t), peak, fw)
+    return row(layer, "cell-loop", "infer", times, forward_flops(layer, s, t), peak, fw)
 
 
 class Lab(torch.nn.Module):
@@ -204,6 +226,8 @@ def main():
                     push(layer_case(layer, case, shape, mode, lens, a.repeat, fw))
         if want(a.cases, "cell-latency") and want(a.modes, "infer"):
             push(cell_latency(layer, a.repeat, fw))
+        if want(a.cases, "cell-loop") and want(a.modes, "infer"):
+            push(cell_loop(layer, a.repeat, fw))
     if want(a.cases, "lab") and (not a.layers or want(a.layers, "lab")):
         for mode in ["train", "infer"]:
             if want(a.modes, mode):

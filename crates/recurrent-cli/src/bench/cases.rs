@@ -1,5 +1,6 @@
 //! The bench's cases: a recurrent stack on padded or packed input (`imdb`, `small`, `bidir`,
-//! `packed`, `padded`), a cell stepped at batch 1 (`cell-latency`), the whole lab model
+//! `packed`, `padded`), batch-1 latency as one layer call on a 1000-step sequence
+//! (`cell-latency`) and as a cell stepped 1000 times (`cell-loop`), the whole lab model
 //! (`lab`); each timed after two warm-up steps, with its FLOPs and resident-memory growth.
 
 use super::Row;
@@ -131,6 +132,7 @@ fn row(layer: &str, case: &str, mode: &str, times: &[f64], flops: f64, peak: f64
         iters: s.len(),
         first_steps_ms: None,
         framework: "recurrent".into(),
+        share_of_square_gemm: None,
     }
 }
 
@@ -155,10 +157,16 @@ pub(super) fn layer_case(
 ) -> Result<Row> {
     let mut g = Generator::new(1);
     let net = layers(layer, s, &mut g)?;
-    let x = Tensor::rand_uniform(&[s.batch, s.seq, s.input], -1.0, 1.0, &mut g)?;
-    let tokens = lengths.map_or((s.batch * s.seq) as f64, |l| l.iter().sum::<usize>() as f64);
     let train = mode == "train";
-    let params = net.parameters();
+    let x = Tensor::rand_uniform(&[s.batch, s.seq, s.input], -1.0, 1.0, &mut g)?;
+    // In training the input gets a gradient too, as on PyTorch's side (oneDNN computes it
+    // whether or not the input needs it): the same work on both sides.
+    let x = if train { x.requires_grad() } else { x };
+    let tokens = lengths.map_or((s.batch * s.seq) as f64, |l| l.iter().sum::<usize>() as f64);
+    let mut params = net.parameters();
+    if train {
+        params.push(x.clone());
+    }
     let step = || -> Result<()> {
         let _ng = (!train).then(recurrent::no_grad);
         let out = match lengths {
@@ -182,13 +190,40 @@ pub(super) fn layer_case(
     Ok(row(layer, case, mode, &times, f, peak))
 }
 
-/// A `layer` cell stepped 1000 times at batch 1 (inference).
+/// The batch-1 latency shape: 1000 steps, input 32, hidden 64, one layer.
+const LATENCY: Shape = Shape {
+    batch: 1,
+    seq: 1000,
+    input: 32,
+    hidden: 64,
+    layers: 1,
+    bidir: false,
+};
+
+/// One `layer` layer called on a 1000-step sequence at batch 1 (inference): the latency of a
+/// step, as PyTorch is measured (one `nn.LSTM` call on the sequence).
 pub(super) fn cell_latency(layer: &str, repeat: usize) -> Result<Row> {
     let mut g = Generator::new(2);
-    let (t, i, h) = (1000, 32, 64);
-    let cfg = CellConfig::new(i, h);
-    let xs: Vec<Tensor> = (0..t)
-        .map(|_| Tensor::rand_uniform(&[1, i], -1.0, 1.0, &mut g))
+    let s = LATENCY;
+    let net = layers(layer, s, &mut g)?;
+    let x = Tensor::rand_uniform(&[1, s.seq, s.input], -1.0, 1.0, &mut g)?;
+    let _ng = recurrent::no_grad();
+    let (times, peak) = timed(repeat, || {
+        net.forward(&x, None)?;
+        Ok(())
+    })?;
+    let f = forward_flops(layer, s, s.seq as f64);
+    Ok(row(layer, "cell-latency", "infer", &times, f, peak))
+}
+
+/// A `layer` cell stepped 1000 times at batch 1 (inference), one call per step: what a
+/// caller who steps a cell pays (PyTorch's figure is a Python loop over `nn.LSTMCell`).
+pub(super) fn cell_loop(layer: &str, repeat: usize) -> Result<Row> {
+    let mut g = Generator::new(2);
+    let s = LATENCY;
+    let cfg = CellConfig::new(s.input, s.hidden);
+    let xs: Vec<Tensor> = (0..s.seq)
+        .map(|_| Tensor::rand_uniform(&[1, s.input], -1.0, 1.0, &mut g))
         .collect::<recurrent::Result<_>>()?;
     let _ng = recurrent::no_grad();
     let cell = Cell::parse(layer).ok_or_else(|| anyhow!("unknown layer {layer:?}"))?;
@@ -200,22 +235,8 @@ pub(super) fn cell_latency(layer: &str, repeat: usize) -> Result<Row> {
         }
         Ok(())
     })?;
-    let s = Shape {
-        batch: 1,
-        seq: t,
-        input: i,
-        hidden: h,
-        layers: 1,
-        bidir: false,
-    };
-    Ok(row(
-        layer,
-        "cell-latency",
-        "infer",
-        &times,
-        forward_flops(layer, s, t as f64),
-        peak,
-    ))
+    let f = forward_flops(layer, s, s.seq as f64);
+    Ok(row(layer, "cell-loop", "infer", &times, f, peak))
 }
 
 /// The lab model's whole step (Embedding -> LSTM x2 -> Linear -> BCE -> Adam), or its

@@ -27,7 +27,7 @@ mod cases;
 pub use recurrent::runtime::gemm_ceiling;
 
 use anyhow::{bail, Result};
-use cases::{cell_latency, lab, layer_case, BIDIR, IMDB, SMALL};
+use cases::{cell_latency, cell_loop, lab, layer_case, BIDIR, IMDB, SMALL};
 use serde::Serialize;
 
 /// One result row (the JSON fields other tools read).
@@ -55,12 +55,15 @@ pub struct Row {
     pub first_steps_ms: Option<f64>,
     /// The framework (`recurrent`).
     pub framework: String,
+    /// `gflops` as a share of the square-GEMM rate measured in the same run (`--gemm`).
+    pub share_of_square_gemm: Option<f64>,
 }
 
 /// Which cases to run (the `bench` subcommand's flags; empty lists mean all).
 #[derive(Clone, Debug, clap::Args)]
 pub struct BenchOptions {
-    /// Cases: imdb, small, bidir, packed (and padded), cell-latency, lab (default: all).
+    /// Cases: imdb, small, bidir, packed (and padded), cell-latency, cell-loop, lab (default:
+    /// all).
     #[arg(long, value_delimiter = ',')]
     pub cases: Vec<String>,
     /// Layers: lstm, gru, rnn, lab (default: all).
@@ -89,6 +92,7 @@ impl BenchOptions {
                     "packed",
                     "padded",
                     "cell-latency",
+                    "cell-loop",
                     "lab",
                 ][..],
             ),
@@ -161,6 +165,9 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&Row)) -> Result<Vec<Ro
         if want(&opts.cases, "cell-latency") && want(&opts.modes, "infer") {
             push(cell_latency(layer, opts.repeat)?, &mut rows);
         }
+        if want(&opts.cases, "cell-loop") && want(&opts.modes, "infer") {
+            push(cell_loop(layer, opts.repeat)?, &mut rows);
+        }
     }
     if want(&opts.cases, "lab") && (opts.layers.is_empty() || want(&opts.layers, "lab")) {
         for mode in ["train", "infer"] {
@@ -172,15 +179,24 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&Row)) -> Result<Vec<Ro
     Ok(rows)
 }
 
-/// A text table of rows.
+/// A text table of rows (with each case's share of the square-GEMM rate when measured).
 pub fn table(rows: &[Row]) -> String {
+    let share = rows.iter().any(|r| r.share_of_square_gemm.is_some());
     let mut s = format!(
-        "{:<5} {:<13} {:<6} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
-        "layer", "case", "mode", "median ms", "min ms", "max ms", "GFLOP/s", "peak MB"
+        "{:<5} {:<13} {:<6} {:>10} {:>10} {:>10} {:>9} {:>9}{}\n",
+        "layer",
+        "case",
+        "mode",
+        "median ms",
+        "min ms",
+        "max ms",
+        "GFLOP/s",
+        "peak MB",
+        if share { "  of GEMM" } else { "" }
     );
     for r in rows {
         s += &format!(
-            "{:<5} {:<13} {:<6} {:>10.2} {:>10.2} {:>10.2} {:>9.1} {:>9.1}{}\n",
+            "{:<5} {:<13} {:<6} {:>10.2} {:>10.2} {:>10.2} {:>9.1} {:>9.1}{}{}\n",
             r.layer,
             r.case,
             r.mode,
@@ -189,8 +205,13 @@ pub fn table(rows: &[Row]) -> String {
             r.max_ms,
             r.gflops,
             r.peak_mb,
+            match r.share_of_square_gemm {
+                Some(f) => format!(" {:>8.0}%", 100.0 * f),
+                None if share => format!(" {:>9}", "-"),
+                None => String::new(),
+            },
             match (r.case.as_str(), r.first_steps_ms) {
-                ("cell-latency", _) => format!("   ({:.2} us/step)", r.median_ms),
+                ("cell-latency" | "cell-loop", _) => format!("   ({:.2} us/step)", r.median_ms),
                 (_, Some(f)) => format!("   (first 3 steps: {f:.0} ms)"),
                 _ => String::new(),
             }

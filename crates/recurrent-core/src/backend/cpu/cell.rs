@@ -13,7 +13,7 @@
 //! [`crate::rnn::RnnMode`], and its line in [`super::layer::with_kernel`].
 
 use super::float::Float;
-use super::gemm::{MatMut, Parallelism};
+use super::gemm::{MatMut, MatRef, Parallelism};
 use super::rows::RowsRef;
 use super::step::Packed;
 use super::weight_grads::RnnGrads;
@@ -119,8 +119,11 @@ impl<T> OutRows<T> {
 #[derive(Debug)]
 pub struct ForwardStep<'a, T> {
     /// `[n, G]`: the rows' input projections `W_ih x` (no bias) in; in training, the gate
-    /// activations out.
+    /// activations out. Empty when the cell makes the input product itself (`x`).
     pub gates: &'a mut [T],
+    /// `[n, I]`: the rows' inputs, when the scan left the input product to the step
+    /// ([`CellKernel::fuses_input`]; inference only).
+    pub x: Option<MatRef<'a, T>>,
     /// `[n, P]`: `h_{t-1}`.
     pub h: &'a [T],
     /// `[n, P]` at `ld` apart: where `h_t` goes (the scan makes it the next step's state).
@@ -240,6 +243,13 @@ pub trait CellKernel<T: Float>: Sync {
     /// `k..G`: `Some(k)`, and the backward steps write those columns into `extra`.
     fn hidden_tail(&self) -> Option<usize> {
         None
+    }
+
+    /// Whether the forward steps can make the input product `W_ih x` themselves, in the same
+    /// pass as the recurrent one (then inference needs no `[N, G]` buffer of input
+    /// projections).
+    fn fuses_input(&self) -> bool {
+        false
     }
 
     /// Scratch for a slice of `rows` rows.

@@ -29,7 +29,7 @@ pub enum Nonlinearity {
 /// derivative reads it); `bias` is `b_ih + b_hh`.
 #[derive(Debug)]
 struct ElmanStep<T> {
-    /// `[n, H]`.
+    /// `[n, H]`, or null when `acc` holds the input product too.
     gates: *mut T,
     /// `[H]` or null.
     bias: *const T,
@@ -47,8 +47,18 @@ unsafe impl<T: Sync> Sync for ElmanStep<T> {}
 impl<T: Float> Epilogue<T> for ElmanStep<T> {
     #[inline(always)]
     unsafe fn block<V: Lanes<T>>(&self, row: usize, j: usize, n: usize, acc: [V; 4]) {
-        let x = self.gates.add(row * self.hidden + j);
-        let mut a = acc[0] + V::load(x, n);
+        // No gate rows: the input product is in `acc` already (inference only).
+        let fused = self.gates.is_null();
+        let x = if fused {
+            self.gates
+        } else {
+            self.gates.add(row * self.hidden + j)
+        };
+        let mut a = if fused {
+            acc[0]
+        } else {
+            acc[0] + V::load(x, n)
+        };
         if !self.bias.is_null() {
             a = a + V::load(self.bias.add(j), n);
         }
@@ -57,7 +67,7 @@ impl<T: Float> Epilogue<T> for ElmanStep<T> {
             Nonlinearity::Relu => a.relu(),
         };
         h.store(self.out.add(row * self.out_ld + j), n);
-        if self.training {
+        if self.training && !fused {
             h.store(x, n);
         }
     }
@@ -91,7 +101,8 @@ pub struct ElmanKernel<'a, T> {
     /// `b_ih + b_hh`, added by the cell.
     bias: Option<Vec<T>>,
     step: StepKernel,
-    /// `W_hhᵀ`, for the forward product.
+    /// `W_ihᵀ` and `W_hhᵀ`, for the forward products.
+    w_ih_t: PackedOnce<T>,
     w_hh_t: PackedOnce<T>,
     /// `W_hh`, for the backward product.
     w_hh: PackedOnce<T>,
@@ -116,6 +127,7 @@ impl<'a, T: Float> ElmanKernel<'a, T> {
             dims,
             act,
             step,
+            w_ih_t: PackedOnce::new(),
             w_hh_t: PackedOnce::new(),
             w_hh: PackedOnce::new(),
         }
@@ -143,6 +155,10 @@ impl<T: Float> CellKernel<T> for ElmanKernel<'_, T> {
         true
     }
 
+    fn fuses_input(&self) -> bool {
+        matches!(self.step, StepKernel::Packed(_))
+    }
+
     fn forward_scratch(&self, rows: usize, _training: bool) -> Vec<T> {
         match self.step {
             StepKernel::Gemm(_) => vec![T::zero(); rows * self.dims.hidden_size],
@@ -157,7 +173,11 @@ impl<T: Float> CellKernel<T> for ElmanKernel<'_, T> {
         let n = s.rows(h);
         let a = s.product_input();
         let epi = ElmanStep {
-            gates: s.gates.as_mut_ptr(),
+            gates: if s.x.is_some() {
+                std::ptr::null_mut()
+            } else {
+                s.gates.as_mut_ptr()
+            },
             bias: self.bias.as_deref().map_or(std::ptr::null(), <[T]>::as_ptr),
             out: s.out.ptr,
             out_ld: s.out.ld,
@@ -173,7 +193,18 @@ impl<T: Float> CellKernel<T> for ElmanKernel<'_, T> {
                     let w_hh_t = self
                         .w_hh_t
                         .get(|| Packed::transposed(isa, self.w.w_hh, 1, h, h));
-                    step::product(w_hh_t, Rows::new(a, n, h, h), &epi);
+                    let a = Rows::new(a, n, h, h);
+                    match s.x {
+                        None => step::product(w_hh_t, a, &epi),
+                        Some(x) => {
+                            let i = self.dims.input_size;
+                            let w_ih_t = self
+                                .w_ih_t
+                                .get(|| Packed::transposed(isa, self.w.w_ih, 1, h, i));
+                            let x = Rows::new(x.rows_slice(), n, i, x.row_stride());
+                            step::product2(w_ih_t, x, w_hh_t, a, &epi);
+                        }
+                    }
                 }
                 StepKernel::Gemm(isa) => {
                     let gh = &mut gh[..n * h];

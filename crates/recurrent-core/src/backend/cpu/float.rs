@@ -4,7 +4,7 @@
 //! The activation functions are written once here so that every kernel uses the same ones.
 
 use super::gemm::{MatMut, MatRef, Parallelism};
-use super::step::{self, Epilogue, Isa, Packed, Requested, Rows, StepKernel};
+use super::step::{self, Epilogue, Isa, Operands, Requested, Rows, StepKernel};
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
@@ -47,13 +47,13 @@ pub trait Float:
         }
     }
 
-    /// [`step::product`] in the instruction set `b` was packed for.
+    /// [`step::product`] in the instruction set the operands were packed for.
     ///
     /// # Safety
     /// As [`step::product`].
     #[inline]
-    unsafe fn step_product<E: Epilogue<Self>>(b: &Packed<Self>, a: Rows<Self>, epi: &E) {
-        step::product_portable(b, a, epi)
+    unsafe fn step_product<E: Epilogue<Self>>(ops: Operands<'_, Self>, epi: &E) {
+        step::product_portable(ops, epi)
     }
 
     /// [`step::apply`].
@@ -112,13 +112,13 @@ impl Float for f32 {
         }
     }
     #[inline]
-    unsafe fn step_product<E: Epilogue<Self>>(b: &Packed<Self>, a: Rows<Self>, epi: &E) {
-        match b.isa() {
+    unsafe fn step_product<E: Epilogue<Self>>(ops: Operands<'_, Self>, epi: &E) {
+        match ops.isa() {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => step::entry::product_avx512(b, a, epi),
+            Isa::Avx512 => step::entry::product_avx512(ops, epi),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => step::entry::product_avx2(b, a, epi),
-            _ => step::product_portable(b, a, epi),
+            Isa::Avx2 => step::entry::product_avx2(ops, epi),
+            _ => step::product_portable(ops, epi),
         }
     }
     #[inline]

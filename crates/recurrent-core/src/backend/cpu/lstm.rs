@@ -33,7 +33,7 @@ use crate::rnn::RnnDims;
 /// `[i | f | g | o]` on exit; `bias` is `b_ih + b_hh`.
 #[derive(Debug)]
 struct LstmStep<T> {
-    /// `[n, 4H]`.
+    /// `[n, 4H]`, or null when `acc` holds the input product too.
     gates: *mut T,
     /// `[4H]` or null.
     bias: *const T,
@@ -55,9 +55,19 @@ impl<T: Float> Epilogue<T> for LstmStep<T> {
     #[inline(always)]
     unsafe fn block<V: Lanes<T>>(&self, row: usize, j: usize, n: usize, acc: [V; 4]) {
         let h = self.hidden;
-        let x = self.gates.add(row * 4 * h + j);
+        // No gate rows: the input product is in `acc` already (inference only).
+        let fused = self.gates.is_null();
+        let x = if fused {
+            self.gates
+        } else {
+            self.gates.add(row * 4 * h + j)
+        };
         let pre = |q: usize| {
-            let a = acc[q] + V::load(x.add(q * h), n);
+            let a = if fused {
+                acc[q]
+            } else {
+                acc[q] + V::load(x.add(q * h), n)
+            };
             if self.bias.is_null() {
                 a
             } else {
@@ -75,7 +85,7 @@ impl<T: Float> Epilogue<T> for LstmStep<T> {
         let m = o * c_new.tanh();
         c_new.store(c, n);
         m.store(self.m.add(row * self.m_ld + j), n);
-        if self.training {
+        if self.training && !fused {
             for (q, v) in [i, f, g, o].into_iter().enumerate() {
                 v.store(x.add(q * h), n);
             }
@@ -138,7 +148,8 @@ pub struct LstmKernel<'a, T> {
     /// `b_ih + b_hh`, added by the cell.
     bias: Option<Vec<T>>,
     step: StepKernel,
-    /// `W_hhᵀ` by gates, for the forward product.
+    /// `W_ihᵀ` and `W_hhᵀ` by gates, for the forward products.
+    w_ih_t: PackedOnce<T>,
     w_hh_t: PackedOnce<T>,
     /// `W_hh`, for the backward product.
     w_hh: PackedOnce<T>,
@@ -160,6 +171,7 @@ impl<'a, T: Float> LstmKernel<'a, T> {
             w,
             dims,
             step,
+            w_ih_t: PackedOnce::new(),
             w_hh_t: PackedOnce::new(),
             w_hh: PackedOnce::new(),
             w_hr_t: PackedOnce::new(),
@@ -219,6 +231,10 @@ impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
         }
     }
 
+    fn fuses_input(&self) -> bool {
+        matches!(self.step, StepKernel::Packed(_))
+    }
+
     fn forward_scratch(&self, rows: usize, training: bool) -> LstmForwardScratch<T> {
         let h = self.dims.hidden_size;
         LstmForwardScratch {
@@ -263,7 +279,11 @@ impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
             (s.out.ptr, s.out.ld)
         };
         let epi = LstmStep {
-            gates: s.gates.as_mut_ptr(),
+            gates: if s.x.is_some() {
+                std::ptr::null_mut()
+            } else {
+                s.gates.as_mut_ptr()
+            },
             bias: self.bias.as_deref().map_or(std::ptr::null(), <[T]>::as_ptr),
             c: s.c.as_mut_ptr(),
             m: m_ptr,
@@ -284,7 +304,18 @@ impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
                     let w_hh_t = self
                         .w_hh_t
                         .get(|| Packed::transposed(isa, self.w.w_hh, 4, h, p));
-                    step::product(w_hh_t, Rows::new(a, n, p, p), &epi);
+                    let a = Rows::new(a, n, p, p);
+                    match s.x {
+                        None => step::product(w_hh_t, a, &epi),
+                        Some(x) => {
+                            let i = self.dims.input_size;
+                            let w_ih_t = self
+                                .w_ih_t
+                                .get(|| Packed::transposed(isa, self.w.w_ih, 4, h, i));
+                            let x = Rows::new(x.rows_slice(), n, i, x.row_stride());
+                            step::product2(w_ih_t, x, w_hh_t, a, &epi);
+                        }
+                    }
                 }
                 StepKernel::Gemm(isa) => {
                     let gh = &mut scratch.gh[..n * g];

@@ -80,6 +80,27 @@ pub fn for_each_slice(slices: &[(usize, usize)], f: impl Fn(usize, usize) + Sync
     }
 }
 
+/// Whether inference makes the input product in the steps (`W_ih x` together with `W_hh h`,
+/// one pass over the tile) rather than as one product up front: when every slice keeps its
+/// tiles full. With fewer rows, streaming `W_ih` through the cache at every step costs more
+/// than the `[N, G]` buffer saves (measured at batch 1: see `shared/design/PERFORMANCE.md`).
+/// `RECURRENT_FUSE_INPUT=0` or `1` forces the choice, for measurements.
+fn fuse_input(steps: &Steps, slices: &[(usize, usize)]) -> bool {
+    static FORCED: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let forced = *FORCED.get_or_init(|| match std::env::var("RECURRENT_FUSE_INPUT").as_deref() {
+        Ok("0") => Some(false),
+        Ok("1") => Some(true),
+        _ => None,
+    });
+    forced.unwrap_or_else(|| {
+        let smallest = slices.iter().map(|&(lo, hi)| hi - lo).min().unwrap_or(0);
+        smallest >= FUSE_MIN_ROWS && steps.batch() >= FUSE_MIN_ROWS
+    })
+}
+
+/// Rows per slice from which inference fuses the input product into the steps.
+pub const FUSE_MIN_ROWS: usize = 8;
+
 /// The input projection of all timesteps as one product: `[N, G] = X · W_ihᵀ`.
 ///
 /// The biases are not added here: the cells add them while the row is in cache (adding them
@@ -132,7 +153,14 @@ pub fn forward<T: Float, K: CellKernel<T>>(
     debug_assert_eq!((out.rows(), out.width()), (n_rows, p));
     debug_assert_eq!((h_n.len(), c_n.len()), (h0.len(), c0.len()));
     let mask = cell.weights().h_mask;
-    let mut gates = input_projection(x, cell.weights().w_ih, g);
+    let slices = batch_slices(steps, max_slices, MIN_SLICE_ROWS);
+    // In inference a cell that can makes the input product in its steps: no [N, G] buffer.
+    let fuse = !training && cell.fuses_input() && fuse_input(steps, &slices);
+    let mut gates = if fuse {
+        Vec::new()
+    } else {
+        input_projection(x, cell.weights().w_ih, g)
+    };
     h_n.copy_from_slice(h0);
     c_n.copy_from_slice(c0);
     let widths = cell.kept_widths(training);
@@ -143,7 +171,6 @@ pub fn forward<T: Float, K: CellKernel<T>>(
         let c_b = RowBlock::new(c_n, cw);
         let [k0, k1] = &mut kept;
         let kept_b = [RowBlock::new(k0, widths[0]), RowBlock::new(k1, widths[1])];
-        let slices = batch_slices(steps, max_slices, MIN_SLICE_ROWS);
         let par = step_parallelism(&slices, max_slices);
         for_each_slice(&slices, |lo, hi| {
             let mut scratch = cell.forward_scratch(hi - lo, training);
@@ -168,7 +195,12 @@ pub fn forward<T: Float, K: CellKernel<T>>(
                     });
                     cell.forward_step(
                         ForwardStep {
-                            gates: gates_b.rows_slice_mut(base, n),
+                            gates: if fuse {
+                                &mut []
+                            } else {
+                                gates_b.rows_slice_mut(base, n)
+                            },
+                            x: fuse.then(|| x.sub(base, n, 0, x.cols())),
                             h: h_b.rows_slice(lo, n),
                             out: OutRows {
                                 ptr: out.row_ptr(base),

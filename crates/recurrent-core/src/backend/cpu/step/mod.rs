@@ -364,13 +364,75 @@ impl<T: Float> Epilogue<T> for Store<T> {
     }
 }
 
+/// The operands of a product: `A · B`, or `A₁ · B₁ + A₂ · B₂` in one pass (a step's input
+/// and recurrent products together), the `B`s packed alike.
+#[derive(Clone, Copy, Debug)]
+pub struct Operands<'a, T> {
+    first: (&'a Packed<T>, Rows<T>),
+    second: Option<(&'a Packed<T>, Rows<T>)>,
+}
+
+impl<'a, T: Float> Operands<'a, T> {
+    /// `A · B`.
+    pub fn one(b: &'a Packed<T>, a: Rows<T>) -> Self {
+        Operands {
+            first: (b, a),
+            second: None,
+        }
+    }
+
+    /// `A₁ · B₁ + A₂ · B₂`; panics unless the `B`s have the same panels and the `A`s the same
+    /// rows.
+    pub fn two(b1: &'a Packed<T>, a1: Rows<T>, b2: &'a Packed<T>, a2: Rows<T>) -> Self {
+        assert!(
+            (b1.isa, b1.units, b1.gates, b1.uv) == (b2.isa, b2.units, b2.gates, b2.uv)
+                && a1.rows == a2.rows,
+            "operands packed differently"
+        );
+        Operands {
+            first: (b1, a1),
+            second: Some((b2, a2)),
+        }
+    }
+
+    /// The instruction set the operands were packed for.
+    pub fn isa(&self) -> Isa {
+        self.first.0.isa
+    }
+
+    /// The packing both `B`s share.
+    #[inline(always)]
+    fn layout(&self) -> &'a Packed<T> {
+        self.first.0
+    }
+
+    #[inline(always)]
+    fn rows(&self) -> usize {
+        self.first.1.rows
+    }
+}
+
 /// `A · B` with `B` packed, every tile handed to `epi`.
 ///
 /// # Safety
 /// `a` has `b.inner()` readable elements per row; `epi` may write what its rows and units
 /// address, and nothing that `a` reads.
 pub unsafe fn product<T: Float, E: Epilogue<T>>(b: &Packed<T>, a: Rows<T>, epi: &E) {
-    T::step_product(b, a, epi)
+    T::step_product(Operands::one(b, a), epi)
+}
+
+/// `A₁ · B₁ + A₂ · B₂` in one pass (see [`Operands::two`]), every tile handed to `epi`.
+///
+/// # Safety
+/// As [`product`], for both pairs.
+pub unsafe fn product2<T: Float, E: Epilogue<T>>(
+    b1: &Packed<T>,
+    a1: Rows<T>,
+    b2: &Packed<T>,
+    a2: Rows<T>,
+    epi: &E,
+) {
+    T::step_product(Operands::two(b1, a1, b2, a2), epi)
 }
 
 /// The GEMM path's epilogue: hand `epi` the blocks of a computed product
@@ -401,93 +463,82 @@ fn tile_rows<T: Float, V: Lanes<T>>(nv: usize) -> usize {
 /// [`product`] in lanes `V`.
 ///
 /// # Safety
-/// As [`product`], and the CPU runs `V`, whose lanes `b` was packed for.
+/// As [`product`], and the CPU runs `V`, whose lanes the operands were packed for.
 #[inline(always)]
-pub unsafe fn product_in<T: Float, V: Lanes<T>, E: Epilogue<T>>(
-    b: &Packed<T>,
-    a: Rows<T>,
-    epi: &E,
-) {
+pub unsafe fn product_in<T: Float, V: Lanes<T>, E: Epilogue<T>>(ops: Operands<'_, T>, epi: &E) {
+    let b = ops.layout();
     debug_assert_eq!(b.lanes(), V::W);
     match (b.gates, b.uv) {
-        (4, 1) => product_g::<T, V, E, 4, 1>(b, a, epi),
-        (3, 1) => product_g::<T, V, E, 3, 1>(b, a, epi),
-        (1, 4) => product_g::<T, V, E, 1, 4>(b, a, epi),
+        (4, 1) => product_g::<T, V, E, 4, 1>(ops, epi),
+        (3, 1) => product_g::<T, V, E, 3, 1>(ops, epi),
+        (1, 4) => product_g::<T, V, E, 1, 4>(ops, epi),
         other => unreachable!("no tile kernel for (gates, vectors per gate) = {other:?}"),
     }
 }
 
 #[inline(always)]
 unsafe fn product_g<T: Float, V: Lanes<T>, E: Epilogue<T>, const G: usize, const UV: usize>(
-    b: &Packed<T>,
-    a: Rows<T>,
+    ops: Operands<'_, T>,
     epi: &E,
 ) {
     let mr = tile_rows::<T, V>(G * UV);
-    for p in 0..b.panels {
+    let rows = ops.rows();
+    for p in 0..ops.layout().panels {
         let mut r0 = 0;
-        while r0 < a.rows {
-            let m = (a.rows - r0).min(mr);
+        while r0 < rows {
+            let m = (rows - r0).min(mr);
             match m {
-                1 => tile::<T, V, E, G, UV, 1>(b, p, a, r0, epi),
-                2 => tile::<T, V, E, G, UV, 2>(b, p, a, r0, epi),
-                3 => tile::<T, V, E, G, UV, 3>(b, p, a, r0, epi),
-                4 => tile::<T, V, E, G, UV, 4>(b, p, a, r0, epi),
-                5 => tile::<T, V, E, G, UV, 5>(b, p, a, r0, epi),
-                6 => tile::<T, V, E, G, UV, 6>(b, p, a, r0, epi),
-                7 => tile::<T, V, E, G, UV, 7>(b, p, a, r0, epi),
-                _ => tile::<T, V, E, G, UV, 8>(b, p, a, r0, epi),
+                1 => tile::<T, V, E, G, UV, 1>(ops, p, r0, epi),
+                2 => tile::<T, V, E, G, UV, 2>(ops, p, r0, epi),
+                3 => tile::<T, V, E, G, UV, 3>(ops, p, r0, epi),
+                4 => tile::<T, V, E, G, UV, 4>(ops, p, r0, epi),
+                5 => tile::<T, V, E, G, UV, 5>(ops, p, r0, epi),
+                6 => tile::<T, V, E, G, UV, 6>(ops, p, r0, epi),
+                7 => tile::<T, V, E, G, UV, 7>(ops, p, r0, epi),
+                _ => tile::<T, V, E, G, UV, 8>(ops, p, r0, epi),
             }
             r0 += m;
         }
     }
 }
 
-/// One tile: rows `r0..r0 + M` of `a` times panel `p`, accumulated over all of `K` in
-/// registers, then the epilogue.
+/// `acc += a[.., k] · panel row k` for the tile's rows.
 #[inline(always)]
-unsafe fn tile<
-    T: Float,
-    V: Lanes<T>,
-    E: Epilogue<T>,
-    const G: usize,
-    const UV: usize,
-    const M: usize,
->(
-    b: &Packed<T>,
-    p: usize,
-    a: Rows<T>,
-    r0: usize,
-    epi: &E,
+unsafe fn fma_row<T: Float, V: Lanes<T>, const G: usize, const UV: usize, const M: usize>(
+    acc: &mut [[[V; UV]; G]; M],
+    ap: *const T,
+    lda: usize,
+    bp: *const T,
 ) {
-    let mut acc = [[[V::zero(); UV]; G]; M];
-    let mut bp = b.panel(p);
-    let mut ap = a.ptr.add(r0 * a.ld);
-    let step = G * UV * V::W;
-    /// `acc += a[.., k] · panel row k` for the tile's rows.
-    #[inline(always)]
-    unsafe fn fma_row<T: Float, V: Lanes<T>, const G: usize, const UV: usize, const M: usize>(
-        acc: &mut [[[V; UV]; G]; M],
-        ap: *const T,
-        lda: usize,
-        bp: *const T,
-    ) {
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            let x = V::splat(*ap.add(r * lda));
-            for (q, acc_q) in acc_r.iter_mut().enumerate() {
-                for (j, acc_j) in acc_q.iter_mut().enumerate() {
-                    *acc_j = x.mul_add(V::load_full(bp.add((q * UV + j) * V::W)), *acc_j);
-                }
+    for (r, acc_r) in acc.iter_mut().enumerate() {
+        let x = V::splat(*ap.add(r * lda));
+        for (q, acc_q) in acc_r.iter_mut().enumerate() {
+            for (j, acc_j) in acc_q.iter_mut().enumerate() {
+                *acc_j = x.mul_add(V::load_full(bp.add((q * UV + j) * V::W)), *acc_j);
             }
         }
     }
+}
+
+/// `acc += a[r0..r0 + M] · panel p of b`, over all of `b`'s `K`.
+#[inline(always)]
+unsafe fn accumulate<T: Float, V: Lanes<T>, const G: usize, const UV: usize, const M: usize>(
+    acc: &mut [[[V; UV]; G]; M],
+    b: &Packed<T>,
+    a: Rows<T>,
+    p: usize,
+    r0: usize,
+) {
+    let mut bp = b.panel(p);
+    let mut ap = a.ptr.add(r0 * a.ld);
+    let step = G * UV * V::W;
     let mut kk = 0;
     if M * G * UV < 8 {
         // Too few accumulators to cover the FMA latency (one or two rows: batch 1 and 2):
         // a second set takes the odd k, and the two are summed at the end.
         let mut odd = [[[V::zero(); UV]; G]; M];
         while kk + 2 <= b.k {
-            fma_row::<T, V, G, UV, M>(&mut acc, ap, a.ld, bp);
+            fma_row::<T, V, G, UV, M>(acc, ap, a.ld, bp);
             fma_row::<T, V, G, UV, M>(&mut odd, ap.add(1), a.ld, bp.add(step));
             bp = bp.add(2 * step);
             ap = ap.add(2);
@@ -502,20 +553,44 @@ unsafe fn tile<
         }
     }
     while kk < b.k {
-        fma_row::<T, V, G, UV, M>(&mut acc, ap, a.ld, bp);
+        fma_row::<T, V, G, UV, M>(acc, ap, a.ld, bp);
         bp = bp.add(step);
         ap = ap.add(1);
         kk += 1;
     }
+}
+
+/// One tile: rows `r0..r0 + M` times panel `p`, accumulated over all of `K` (of both operand
+/// pairs) in registers, then the epilogue.
+#[inline(always)]
+unsafe fn tile<
+    T: Float,
+    V: Lanes<T>,
+    E: Epilogue<T>,
+    const G: usize,
+    const UV: usize,
+    const M: usize,
+>(
+    ops: Operands<'_, T>,
+    p: usize,
+    r0: usize,
+    epi: &E,
+) {
+    let mut acc = [[[V::zero(); UV]; G]; M];
+    accumulate::<T, V, G, UV, M>(&mut acc, ops.first.0, ops.first.1, p, r0);
+    if let Some((b, a)) = ops.second {
+        accumulate::<T, V, G, UV, M>(&mut acc, b, a, p, r0);
+    }
+    let units = ops.layout().units;
     let zero = V::zero();
     for (r, acc_r) in acc.iter().enumerate() {
         #[allow(clippy::needless_range_loop)] // j indexes the second level of acc_r
         for j in 0..UV {
             let unit = (p * UV + j) * V::W;
-            if unit >= b.units {
+            if unit >= units {
                 break;
             }
-            let n = (b.units - unit).min(V::W);
+            let n = (units - unit).min(V::W);
             let gate = |q: usize| if q < G { acc_r[q.min(G - 1)][j] } else { zero };
             epi.block(r0 + r, unit, n, [gate(0), gate(1), gate(2), gate(3)]);
         }
@@ -557,8 +632,8 @@ pub unsafe fn apply_in<T: Float, V: Lanes<T>, E: Epilogue<T>>(
 /// # Safety
 /// As [`product`].
 #[inline]
-pub unsafe fn product_portable<T: Float, E: Epilogue<T>>(b: &Packed<T>, a: Rows<T>, epi: &E) {
-    product_in::<T, Scalar<T>, E>(b, a, epi)
+pub unsafe fn product_portable<T: Float, E: Epilogue<T>>(ops: Operands<'_, T>, epi: &E) {
+    product_in::<T, Scalar<T>, E>(ops, epi)
 }
 
 /// See [`product_portable`].
@@ -579,20 +654,20 @@ pub unsafe fn apply_portable<T: Float, E: Epilogue<T>>(
 #[cfg(target_arch = "x86_64")]
 pub mod entry {
     use super::x86::{F32x16, F32x8};
-    use super::{apply_in, product_in, Epilogue, Packed, Rows};
+    use super::{apply_in, product_in, Epilogue, Operands, Rows};
 
     /// # Safety
     /// As [`super::product`], on a CPU with AVX-512F, AVX2 and FMA.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn product_avx512<E: Epilogue<f32>>(b: &Packed<f32>, a: Rows<f32>, epi: &E) {
-        product_in::<f32, F32x16, E>(b, a, epi)
+    pub unsafe fn product_avx512<E: Epilogue<f32>>(ops: Operands<'_, f32>, epi: &E) {
+        product_in::<f32, F32x16, E>(ops, epi)
     }
 
     /// # Safety
     /// As [`super::product`], on a CPU with AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn product_avx2<E: Epilogue<f32>>(b: &Packed<f32>, a: Rows<f32>, epi: &E) {
-        product_in::<f32, F32x8, E>(b, a, epi)
+    pub unsafe fn product_avx2<E: Epilogue<f32>>(ops: Operands<'_, f32>, epi: &E) {
+        product_in::<f32, F32x8, E>(ops, epi)
     }
 
     /// # Safety
