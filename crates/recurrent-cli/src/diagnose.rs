@@ -336,6 +336,7 @@ pub fn run(cfg: &DiagnoseConfig, out: &Path, quiet: bool) -> Result<Vec<CellResu
                 y_label: "gradient norm (log)",
                 series: by_t(&|r| &r.grad_norm_init),
                 log_y: true,
+                x_names: None,
             },
             Panel {
                 title: &format!("||dL/dh_t|| after {} training steps", cfg.train_steps),
@@ -343,6 +344,7 @@ pub fn run(cfg: &DiagnoseConfig, out: &Path, quiet: bool) -> Result<Vec<CellResu
                 y_label: "gradient norm (log)",
                 series: by_t(&|r| &r.grad_norm_trained),
                 log_y: true,
+                x_names: None,
             },
         ],
     )?;
@@ -372,6 +374,7 @@ pub fn run(cfg: &DiagnoseConfig, out: &Path, quiet: bool) -> Result<Vec<CellResu
             y_label: "gradient norm (log)",
             series: layer_series,
             log_y: true,
+            x_names: None,
         }],
     )?;
     Ok(results)

@@ -40,12 +40,12 @@ enum Command {
     Data(cmd::data::Command),
     /// Time the speed cases (compare with scripts/bench_torch.py and bench_keras.py).
     Bench(cmd::bench::Args),
-    /// Forecast a univariate time series (CSV) and compare with naive baselines.
+    /// Forecast a univariate time series (CSV) against naive and ETS baselines; predict with a trained model.
     Forecast(Box<cmd::forecast::Args>),
     /// Character-level language model: train on a text file, sample from it.
     #[command(subcommand)]
     Charlm(cmd::charlm::Command),
-    /// Encoder-decoder with attention on a generated date-translation task.
+    /// Encoder-decoder with attention: train on your source<TAB>target pairs (or a built-in task), translate.
     Seq2seq(cmd::seq2seq::Args),
     /// Measure the vanishing gradient: ||dL/dh_t|| over time for RNN, LSTM and GRU.
     Diagnose(cmd::diagnose::Args),

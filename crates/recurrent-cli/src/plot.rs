@@ -2,13 +2,16 @@
 //! without fonts installed).
 
 use anyhow::{anyhow, Result};
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
 static FONT: Once = Once::new();
 
-fn ensure_font() {
+/// Register the embedded font (once); every drawing calls it first.
+pub(crate) fn ensure_font() {
     FONT.call_once(|| {
         let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
@@ -35,6 +38,9 @@ pub struct Panel<'a> {
     pub series: Vec<Series<'a>>,
     /// Logarithmic y axis.
     pub log_y: bool,
+    /// A name for each integer x (dates, say): the x ticks show these names instead of
+    /// numbers, at the starts of years when the names are dates (`YYYY-…`).
+    pub x_names: Option<&'a [String]>,
 }
 
 const COLORS: [RGBColor; 6] = [
@@ -131,6 +137,89 @@ fn tick_label(v: &f64, log: bool) -> String {
     }
 }
 
+/// The year a name starts with (`1949-01`, `1981-01-01`), if it does.
+fn name_year(name: &str) -> Option<i64> {
+    let (y, rest) = name.split_at_checked(4)?;
+    (y.bytes().all(|b| b.is_ascii_digit()) && rest.starts_with('-')).then(|| y.parse().ok())?
+}
+
+/// The x ticks of names that are dates: the first index of every `k`-th year (`k` the
+/// smallest of 1, 2, 5, 10, 20, 50, … that leaves at most `max` ticks). `None` when the names
+/// are not all dates, or no year starts within them.
+fn year_ticks(names: &[String], max: usize) -> Option<Vec<f64>> {
+    let years: Vec<i64> = names.iter().map(|n| name_year(n)).collect::<Option<_>>()?;
+    // Where a year starts: a change of year, or the first name when it is January (1st).
+    let starts: Vec<usize> = (0..years.len())
+        .filter(|&i| {
+            if i == 0 {
+                let n = names[0].as_str();
+                n.get(4..7) == Some("-01") && (n.len() == 7 || n.get(7..10) == Some("-01"))
+            } else {
+                years[i] != years[i - 1]
+            }
+        })
+        .collect();
+    let mut k = 1i64;
+    for step in [2, 5, 10, 20, 50, 100, 200, 500, 1000]
+        .into_iter()
+        .chain(std::iter::once(0))
+    {
+        let n = starts.iter().filter(|&&i| years[i] % k == 0).count();
+        if n <= max || step == 0 {
+            break;
+        }
+        k = step;
+    }
+    let ticks: Vec<f64> = starts
+        .into_iter()
+        .filter(|&i| years[i] % k == 0)
+        .map(|i| i as f64)
+        .collect();
+    (!ticks.is_empty()).then_some(ticks)
+}
+
+/// A linear `f64` axis with its ticks at given points (plotters' `with_key_points` has no
+/// value formatter for `f64` ranges).
+struct TickedAxis {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for TickedAxis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// The label of tick `v` on an axis whose integers are named `names`: the name at the
+/// nearest index (only its year with `years`), or nothing between indices or past the ends.
+fn name_label(names: &[String], v: f64, years: bool) -> String {
+    let i = v.round();
+    if (v - i).abs() > 1e-6 || i < 0.0 || i >= names.len() as f64 {
+        return String::new();
+    }
+    let name = &names[i as usize];
+    match (years, name_year(name)) {
+        (true, Some(y)) => y.to_string(),
+        _ => name.clone(),
+    }
+}
+
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     panel: &Panel<'_>,
@@ -141,6 +230,28 @@ where
     let ((x0, x1), (y0, y1)) = bounds(panel);
     let corner = legend_corner(panel, (x0, x1), (y0, y1));
     let log = panel.log_y;
+    // Named x ticks: at the starts of years for dates (labelled with the year), else where
+    // plotters puts them; fewer of them the longer their labels (about 9 pixels a character).
+    let width = area.dim_in_pixel().0 as usize;
+    let fit = |chars: usize| (width / (chars * 9 + 24)).clamp(2, 10);
+    let longest = panel.x_names.map_or(0, |n| {
+        n.iter().map(|s| s.chars().count()).max().unwrap_or(0)
+    });
+    let max_x_labels = fit(longest);
+    let key_points = panel.x_names.and_then(|n| {
+        let in_range = |t: &f64| *t >= x0 && *t <= x1;
+        year_ticks(n, fit(4)).map(|t| t.into_iter().filter(in_range).collect::<Vec<_>>())
+    });
+    let years = key_points.as_ref().is_some_and(|k| !k.is_empty());
+    let x_tick = |v: &f64| match panel.x_names {
+        Some(names) => name_label(names, *v, years),
+        None => tick_label(v, false),
+    };
+    let n_x_labels = if panel.x_names.is_some() {
+        max_x_labels
+    } else {
+        10
+    };
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing plot: {e:?}");
     let mut builder = ChartBuilder::on(area);
     builder
@@ -156,7 +267,8 @@ where
                 .x_desc(panel.x_label)
                 .y_desc(panel.y_label)
                 .label_style(("sans-serif", 14))
-                .x_label_formatter(&|v| tick_label(v, false))
+                .x_labels(n_x_labels)
+                .x_label_formatter(&x_tick)
                 .y_label_formatter(&|v| tick_label(v, log))
                 .draw()
                 .map_err(err)?;
@@ -186,12 +298,29 @@ where
                 .map_err(err)?;
         }};
     }
-    if panel.log_y {
-        body!(builder
+    match (key_points.filter(|k| !k.is_empty()), panel.log_y) {
+        (None, true) => body!(builder
             .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-            .map_err(err)?);
-    } else {
-        body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
+            .map_err(err)?),
+        (None, false) => body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?),
+        (Some(ticks), true) => body!(builder
+            .build_cartesian_2d(
+                TickedAxis {
+                    inner: (x0..x1).into(),
+                    ticks
+                },
+                (y0..y1).log_scale()
+            )
+            .map_err(err)?),
+        (Some(ticks), false) => body!(builder
+            .build_cartesian_2d(
+                TickedAxis {
+                    inner: (x0..x1).into(),
+                    ticks
+                },
+                y0..y1
+            )
+            .map_err(err)?),
     }
     Ok(())
 }
@@ -210,8 +339,13 @@ pub fn save_png(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
         }
         root.present().map_err(|e| anyhow!("{e:?}"))?;
     }
+    save_rgb(path, &buf, w, h)
+}
+
+/// Write an RGB8 buffer of `w × h` pixels as a PNG file (atomically).
+pub(crate) fn save_rgb(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
     let mut png = Vec::new();
-    encode_png(&buf, w, h, &mut png)?;
+    encode_png(rgb, w, h, &mut png)?;
     recurrent::io::write_atomic(path, &png)?;
     Ok(())
 }
@@ -274,10 +408,53 @@ mod tests {
                 points: vec![(1.0, 0.7), (2.0, 0.4), (3.0, 0.3)],
             }],
             log_y: false,
+            x_names: None,
         };
         save_png(&p, &[panel]).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         assert!(bytes.len() > 1000);
+        // With dates as x names, on either y axis.
+        let names: Vec<String> = (0..40)
+            .map(|i| format!("{}-{:02}", 1949 + i / 12, i % 12 + 1))
+            .collect();
+        for log_y in [false, true] {
+            let panel = Panel {
+                title: "dates",
+                x_label: "month",
+                y_label: "value",
+                series: vec![Series {
+                    label: "v",
+                    points: (0..40).map(|i| (i as f64, 1.0 + i as f64)).collect(),
+                }],
+                log_y,
+                x_names: Some(&names),
+            };
+            save_png(&p, &[panel]).unwrap();
+        }
+    }
+
+    #[test]
+    fn date_names_tick_at_the_starts_of_years() {
+        let months: Vec<String> = (0..144)
+            .map(|i| format!("{}-{:02}", 1949 + i / 12, i % 12 + 1))
+            .collect();
+        // Twelve years: every second one fits in 6 ticks.
+        assert_eq!(
+            year_ticks(&months, 6).unwrap(),
+            vec![12.0, 36.0, 60.0, 84.0, 108.0, 132.0]
+        );
+        assert_eq!(year_ticks(&months, 12).unwrap().len(), 12);
+        assert_eq!(name_label(&months, 12.0, true), "1950");
+        assert_eq!(name_label(&months, 13.0, false), "1950-02");
+        assert_eq!(name_label(&months, 12.5, true), "");
+        assert_eq!(name_label(&months, 144.0, true), "");
+        // A series that starts mid-year has no tick at its start.
+        assert_eq!(year_ticks(&months[6..30], 10).unwrap(), vec![6.0, 18.0]);
+        let days = ["1981-01-01", "1981-01-02"].map(String::from);
+        assert_eq!(year_ticks(&days, 10).unwrap(), vec![0.0]);
+        // Not dates: no year ticks.
+        assert!(year_ticks(&["a".to_string(), "b".to_string()], 5).is_none());
+        assert!(year_ticks(&["1949-05".to_string()], 5).is_none());
     }
 }

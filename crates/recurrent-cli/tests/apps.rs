@@ -387,7 +387,7 @@ fn seq2seq_learns_dates() {
         "--quiet",
     ]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("held-out exact match"), "{text}");
+    assert!(text.contains("validation exact match"), "{text}");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let greedy = r["greedy_accuracy"].as_f64().unwrap();
     let beam = r["beam_accuracy"].as_f64().unwrap();

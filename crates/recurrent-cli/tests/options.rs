@@ -32,7 +32,7 @@ const EXTREMES: &[&str] = &[
 fn base_args_for(sub: &[&str], tmp: &Path, option: &str) -> Vec<String> {
     let mut v = base_args(sub, tmp);
     let extra: &[&str] = match (sub, option) {
-        (["seq2seq"], "--json") => &["--epochs", "0"],
+        (["seq2seq", "train"], "--json") => &["--epochs", "0"],
         (["diagnose"], "--out") => &["--steps", "0"],
         (["bench"], "--cases") => &["--repeat", "0"],
         _ => &[],
@@ -64,13 +64,19 @@ fn base_args(sub: &[&str], tmp: &Path) -> Vec<String> {
         ],
         ["data", "info"] => vec!["--data".into(), t("missing-corpus")],
         ["bench"] => vec!["--cases".into(), "no-such-case".into()],
-        ["forecast"] => vec![
+        ["forecast"] | ["forecast", "train"] => vec![
             "--csv".into(),
             t("missing.csv"),
             "--column".into(),
             "v".into(),
             "--out".into(),
             "/dev/null/forecast".into(),
+        ],
+        ["forecast", "predict"] => vec![
+            "--model".into(),
+            t("missing-model"),
+            "--csv".into(),
+            t("missing.csv"),
         ],
         ["charlm", "train"] => vec![
             "--text".into(),
@@ -79,7 +85,8 @@ fn base_args(sub: &[&str], tmp: &Path) -> Vec<String> {
             t("runs/lm"),
         ],
         ["charlm", "sample"] => vec!["--model".into(), t("missing-model")],
-        ["seq2seq"] => vec!["--json".into(), t("missing-folder/report.json")],
+        ["seq2seq", "train"] => vec!["--json".into(), t("missing-folder/report.json")],
+        ["seq2seq", "translate"] => vec!["--model".into(), t("missing-model"), "x".into()],
         ["diagnose"] => vec!["--out".into(), "/dev/null/diagnose".into()],
         other => panic!(
             "no base arguments for `recurrent {}`: add them to tests/options.rs",
@@ -249,7 +256,8 @@ fn extreme_values_of_every_option_are_errors_or_runs_never_panics() {
 fn real_args(sub: &[&str], dir: &Path) -> Option<Vec<String>> {
     let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
     let words: &[&str] = match sub {
-        ["forecast"] => &[
+        ["forecast", "predict"] => &["--model", "fcm", "--csv", "series.csv"],
+        ["forecast"] | ["forecast", "train"] => &[
             "--csv",
             "series.csv",
             "--column",
@@ -285,7 +293,8 @@ fn real_args(sub: &[&str], dir: &Path) -> Option<Vec<String>> {
             "dg",
             "--quiet",
         ],
-        ["seq2seq"] => &[
+        ["seq2seq", "translate"] => &["--model", "s2s", "--beam", "2", "ab"],
+        ["seq2seq", "train"] => &[
             "--train",
             "16",
             "--test",
@@ -328,7 +337,7 @@ fn real_args(sub: &[&str], dir: &Path) -> Option<Vec<String>> {
         words
             .iter()
             .map(|w| match *w {
-                "series.csv" | "text.txt" | "model" => p(w),
+                "series.csv" | "text.txt" | "model" | "s2s" | "fcm" => p(w),
                 other => other.to_string(),
             })
             .collect(),
@@ -359,6 +368,26 @@ fn extreme_values_in_real_runs_are_errors_or_results_never_panics() {
         .args(["charlm", "train"])
         .args(train)
         .args(["--out", "model"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A forecaster to predict with.
+    let mut train = real_args(&["forecast", "train"], dir).unwrap();
+    strip(&mut train, "--out");
+    let o = Command::new(env!("CARGO_BIN_EXE_recurrent"))
+        .args(["forecast", "train"])
+        .args(train)
+        .args(["--out", "fcm"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A model to translate with.
+    let o = Command::new(env!("CARGO_BIN_EXE_recurrent"))
+        .args(["seq2seq", "train"])
+        .args(real_args(&["seq2seq", "train"], dir).unwrap())
+        .args(["--out", "s2s"])
         .current_dir(dir)
         .output()
         .unwrap();

@@ -1,5 +1,5 @@
-//! The seq2seq task, generated reproducibly in code: dates written in many human formats
-//! translated to ISO dates, and the character vocabularies of both sides.
+//! The dates task, generated reproducibly in code: dates written in many human formats
+//! translated to ISO dates.
 
 use recurrent::Generator;
 
@@ -91,50 +91,7 @@ pub fn dates(n: usize, seed: u64) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Characters ↔ ids, with `<pad>` 0, `<sos>` 1, `<eos>` 2, `<unk>` 3.
-#[derive(Clone, Debug)]
-pub struct CharVocab {
-    chars: Vec<char>,
-}
-
-/// Padding.
-pub(super) const PAD: usize = 0;
-/// Start of a sequence.
-pub(super) const SOS: usize = 1;
-/// End of a sequence.
-pub(super) const EOS: usize = 2;
-/// An unknown character.
-pub(super) const UNK: usize = 3;
-
-impl CharVocab {
-    /// The characters of `texts`.
-    pub(super) fn new<'a>(texts: impl Iterator<Item = &'a str>) -> CharVocab {
-        let mut chars: Vec<char> = texts.flat_map(str::chars).collect();
-        chars.sort_unstable();
-        chars.dedup();
-        CharVocab { chars }
-    }
-    /// Entries, the four special ones included.
-    pub(super) fn len(&self) -> usize {
-        self.chars.len() + 4
-    }
-    /// Ids of the characters of `s` (`<unk>` for unknown ones).
-    pub(super) fn encode(&self, s: &str) -> Vec<usize> {
-        s.chars()
-            .map(|c| self.chars.binary_search(&c).map_or(UNK, |i| i + 4))
-            .collect()
-    }
-    /// The text of `ids`, up to `<eos>`.
-    pub(super) fn decode(&self, ids: &[usize]) -> String {
-        ids.iter()
-            .take_while(|&&i| i != EOS)
-            .filter_map(|&i| i.checked_sub(4).and_then(|k| self.chars.get(k)))
-            .collect()
-    }
-}
-
-/// Translate dates with a freshly trained model is not offered (models are small and fast to
-/// train); this renders one date in every format, for the README.
+/// One date rendered in every format, for the README.
 pub fn formats_example() -> Vec<String> {
     (0..FORMATS).map(|f| render(2021, 3, 3, f)).collect()
 }
@@ -155,8 +112,5 @@ mod tests {
         let d = dates(100, 1);
         assert_eq!(d, dates(100, 1));
         assert!(d.iter().all(|(_, t)| t.len() == 10 && &t[4..5] == "-"));
-        let v = CharVocab::new(["ab"].into_iter());
-        assert_eq!(v.decode(&v.encode("ba")), "ba");
-        assert_eq!(v.encode("z"), vec![UNK]);
     }
 }

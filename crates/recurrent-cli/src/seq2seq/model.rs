@@ -3,7 +3,7 @@
 //! with optional additive (Bahdanau) attention over the encoder outputs, and a linear output
 //! over the target characters; teacher-forced loss, greedy decoding and beam search.
 
-use super::dates::{EOS, PAD, SOS};
+use super::data::{EOS, PAD, SOS};
 use super::Seq2SeqConfig;
 use anyhow::Result;
 use recurrent::nn::{
@@ -11,6 +11,9 @@ use recurrent::nn::{
     Linear, LinearConfig, Module, Recurrent, RecurrentCell, RecurrentConfig, RnnMode, RnnState,
 };
 use recurrent::{ClassTarget, CrossEntropyOptions, Generator, Tensor};
+
+/// Attention weights: one row per output step, one weight per source token.
+pub(super) type Attention = Vec<Vec<f32>>;
 
 /// The encoder-decoder.
 pub struct Seq2Seq {
@@ -134,20 +137,27 @@ impl Seq2Seq {
         })
     }
 
-    /// One decoder step: previous tokens `[B]` and state → logits `[B, V]` and the new state.
-    fn step(&self, enc: &Encoded, prev: &[usize], state: &RnnState) -> Result<(Tensor, RnnState)> {
+    /// One decoder step: previous tokens `[B]` and state → logits `[B, V]`, the new state, and
+    /// the attention weights `[B, S]` (with attention).
+    fn step(
+        &self,
+        enc: &Encoded,
+        prev: &[usize],
+        state: &RnnState,
+    ) -> Result<(Tensor, RnnState, Option<Tensor>)> {
         let b = prev.len();
         let emb = self.tgt_emb.forward(prev, &[b])?;
         let h_prev = state.h();
-        let context = match (&self.w_q, &enc.proj_keys, &self.v) {
+        let (context, alpha) = match (&self.w_q, &enc.proj_keys, &self.v) {
             (Some(w_q), Some(pk), Some(v)) => {
                 // e_s = vᵀ tanh(W_q h + W_k k_s);  α = softmax(e + mask);  c = Σ α_s k_s
                 let q = w_q.forward(h_prev)?.unsqueeze(1)?; // [B, 1, A]
                 let scores = pk.add(&q)?.tanh()?.matmul(v)?.squeeze(2)?; // [B, S]
                 let alpha = scores.add(&enc.mask)?.softmax(1)?;
-                Some(alpha.unsqueeze(1)?.matmul(&enc.keys)?.squeeze(1)?) // [B, K]
+                let c = alpha.unsqueeze(1)?.matmul(&enc.keys)?.squeeze(1)?; // [B, K]
+                (Some(c), Some(alpha))
             }
-            _ => None,
+            _ => (None, None),
         };
         let input = match &context {
             Some(c) => Tensor::cat(&[emb, c.clone()], 1)?,
@@ -158,7 +168,7 @@ impl Seq2Seq {
             Some(c) => Tensor::cat(&[new_state.h().clone(), c.clone()], 1)?,
             None => new_state.h().clone(),
         };
-        Ok((self.out.forward(&feat)?, new_state))
+        Ok((self.out.forward(&feat)?, new_state, alpha))
     }
 
     /// Teacher-forced (or partly sampled) loss of a batch.
@@ -177,7 +187,7 @@ impl Seq2Seq {
         let mut logits_all = Vec::with_capacity(t_max);
         let mut targets = Vec::with_capacity(t_max * b);
         for t in 0..t_max {
-            let (logits, st) = self.step(&enc, &prev, &state)?;
+            let (logits, st, _) = self.step(&enc, &prev, &state)?;
             state = st;
             let gold: Vec<usize> = tgt
                 .iter()
@@ -218,7 +228,7 @@ impl Seq2Seq {
         let mut out = vec![Vec::new(); b];
         let mut done = vec![false; b];
         for _ in 0..max_len {
-            let (logits, st) = self.step(&enc, &prev, &state)?;
+            let (logits, st, _) = self.step(&enc, &prev, &state)?;
             state = st;
             let l = logits.to_vec();
             let v = logits.shape()[1];
@@ -238,6 +248,34 @@ impl Seq2Seq {
             }
         }
         Ok(out)
+    }
+
+    /// Greedy decoding of one source, with the attention weights of every output step over
+    /// the source tokens (`None` for a model without attention). The weights of the step
+    /// that produced `<eos>` are included last.
+    pub(super) fn greedy_attention(
+        &self,
+        src: &[usize],
+        max_len: usize,
+    ) -> Result<(Vec<usize>, Option<Attention>)> {
+        let enc = self.encode(&[src.to_vec()])?;
+        let mut prev = vec![SOS];
+        let mut state = enc.state.clone();
+        let (mut out, mut weights) = (Vec::new(), Vec::new());
+        for _ in 0..max_len {
+            let (logits, st, alpha) = self.step(&enc, &prev, &state)?;
+            state = st;
+            if let Some(a) = alpha {
+                weights.push(a.to_vec());
+            }
+            let k = argmax(&logits.to_vec());
+            if k == EOS {
+                break;
+            }
+            out.push(k);
+            prev[0] = k;
+        }
+        Ok((out, self.w_q.is_some().then_some(weights)))
     }
 
     /// Beam search for one source, keeping `width` hypotheses scored by total log-probability.
@@ -264,7 +302,7 @@ impl Seq2Seq {
                 .chain(std::iter::repeat(SOS))
                 .take(width)
                 .collect();
-            let (logits, st) = self.step(&enc, &prev, &state)?;
+            let (logits, st, _) = self.step(&enc, &prev, &state)?;
             let lp = logits.log_softmax(1)?.to_vec();
             let v = logits.shape()[1];
             let mut cands: Vec<(usize, usize, f64)> = Vec::new(); // (beam, token, score)

@@ -143,6 +143,7 @@ pub(super) fn write_metrics(run: &Path, history: &[EpochMetrics]) -> Result<()> 
                     },
                 ],
                 log_y: false,
+                x_names: None,
             },
             Panel {
                 title: "accuracy",
@@ -159,6 +160,7 @@ pub(super) fn write_metrics(run: &Path, history: &[EpochMetrics]) -> Result<()> 
                     },
                 ],
                 log_y: false,
+                x_names: None,
             },
         ],
     )?;
