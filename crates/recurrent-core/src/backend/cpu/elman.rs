@@ -109,9 +109,10 @@ pub struct ElmanKernel<'a, T> {
 }
 
 impl<'a, T: Float> ElmanKernel<'a, T> {
-    /// The kernel of a layer-direction with these weights and nonlinearity.
-    pub fn new(w: RnnWeights<'a, T>, dims: RnnDims, act: Nonlinearity) -> Self {
-        Self::with_step(w, dims, act, T::step_kernel())
+    /// The kernel of a layer-direction with these weights and nonlinearity, for a call of
+    /// `steps` steps.
+    pub fn new(w: RnnWeights<'a, T>, dims: RnnDims, act: Nonlinearity, steps: usize) -> Self {
+        Self::with_step(w, dims, act, T::step_kernel().for_steps(steps))
     }
 
     /// The same, with the step kernel chosen (the tests compare them).

@@ -18,17 +18,18 @@ use super::scan;
 use super::weight_grads::{LayerInput, RnnGrads};
 use crate::rnn::{RnnDims, RnnMode, Steps};
 
-/// Bind `$k` to the kernel of `$mode` made from `$w` and `$dims`, and evaluate `$body`: the one
+/// Bind `$k` to the kernel of `$mode` made from `$w` and `$dims` for a call of `$steps` steps,
+/// and evaluate `$body`: the one
 /// place where a recurrence meets its kernel (a new cell kind adds its line here).
 macro_rules! with_kernel {
-    ($mode:expr, $w:expr, $dims:expr, |$k:ident| $body:expr) => {
+    ($mode:expr, $w:expr, $dims:expr, $steps:expr, |$k:ident| $body:expr) => {
         match $mode {
             $crate::rnn::RnnMode::Lstm => {
-                let $k = &$crate::backend::cpu::lstm::LstmKernel::new($w, $dims);
+                let $k = &$crate::backend::cpu::lstm::LstmKernel::new($w, $dims, $steps);
                 $body
             }
             $crate::rnn::RnnMode::Gru => {
-                let $k = &$crate::backend::cpu::gru::GruKernel::new($w, $dims);
+                let $k = &$crate::backend::cpu::gru::GruKernel::new($w, $dims, $steps);
                 $body
             }
             $crate::rnn::RnnMode::RnnTanh => {
@@ -36,6 +37,7 @@ macro_rules! with_kernel {
                     $w,
                     $dims,
                     $crate::backend::cpu::elman::Nonlinearity::Tanh,
+                    $steps,
                 );
                 $body
             }
@@ -44,6 +46,7 @@ macro_rules! with_kernel {
                     $w,
                     $dims,
                     $crate::backend::cpu::elman::Nonlinearity::Relu,
+                    $steps,
                 );
                 $body
             }
@@ -204,19 +207,21 @@ pub fn layer_forward<T: Float>(
     for_each_direction(h_n, c_n, &mut saved, |k, h_n, c_n, slot| {
         let h0 = &layer.h0[k * h_chunk..(k + 1) * h_chunk];
         let c0 = &layer.c0[k * c_chunk..(k + 1) * c_chunk];
-        *slot = with_kernel!(mode, layer.weights[k], dims, |kernel| scan::forward(
-            kernel,
-            &blocks[k],
-            h_n,
-            c_n,
-            xm,
-            h0,
-            c0,
-            steps,
-            k == 1,
-            max_slices,
-            training,
-        ));
+        *slot = with_kernel!(mode, layer.weights[k], dims, steps.len(), |kernel| {
+            scan::forward(
+                kernel,
+                &blocks[k],
+                h_n,
+                c_n,
+                xm,
+                h0,
+                c0,
+                steps,
+                k == 1,
+                max_slices,
+                training,
+            )
+        });
     });
     training.then(|| LayerSaved {
         directions: saved
@@ -293,23 +298,29 @@ pub fn layer_backward<T: Float>(
         let h0 = &layer.h0[k * h_chunk..(k + 1) * h_chunk];
         let c0 = &layer.c0[k * c_chunk..(k + 1) * c_chunk];
         let s = slot.0.take().expect("one saved state per direction");
-        slot.1 = Some(with_kernel!(mode, layer.weights[k], dims, |kernel| {
-            scan::backward(
-                kernel,
-                dh0,
-                dc0,
-                dout_k,
-                dh_n_k,
-                dc_n_k,
-                s,
-                &out_blocks[k],
-                h0,
-                c0,
-                steps,
-                k == 1,
-                max_slices,
-            )
-        }));
+        slot.1 = Some(with_kernel!(
+            mode,
+            layer.weights[k],
+            dims,
+            steps.len(),
+            |kernel| {
+                scan::backward(
+                    kernel,
+                    dh0,
+                    dc0,
+                    dout_k,
+                    dh_n_k,
+                    dc_n_k,
+                    s,
+                    &out_blocks[k],
+                    h0,
+                    c0,
+                    steps,
+                    k == 1,
+                    max_slices,
+                )
+            }
+        ));
     });
 
     // Phase 2: one product per gradient, direction by direction (they share dx).
@@ -317,16 +328,18 @@ pub fn layer_backward<T: Float>(
     for (k, (slot, mut rg)) in slots.into_iter().zip(params).enumerate() {
         let h0 = &layer.h0[k * h_chunk..(k + 1) * h_chunk];
         let time = slot.1.expect("reverse loop ran");
-        with_kernel!(mode, layer.weights[k], dims, |kernel| scan::weight_grads(
-            kernel,
-            dx.as_deref_mut(),
-            &mut rg,
-            &time,
-            &xm,
-            &out_blocks[k],
-            h0,
-            steps,
-            k == 1,
-        ));
+        with_kernel!(mode, layer.weights[k], dims, steps.len(), |kernel| {
+            scan::weight_grads(
+                kernel,
+                dx.as_deref_mut(),
+                &mut rg,
+                &time,
+                &xm,
+                &out_blocks[k],
+                h0,
+                steps,
+                k == 1,
+            )
+        });
     }
 }

@@ -159,9 +159,9 @@ pub struct LstmKernel<'a, T> {
 }
 
 impl<'a, T: Float> LstmKernel<'a, T> {
-    /// The kernel of a layer-direction with these weights.
-    pub fn new(w: RnnWeights<'a, T>, dims: RnnDims) -> Self {
-        Self::with_step(w, dims, T::step_kernel())
+    /// The kernel of a layer-direction with these weights, for a call of `steps` steps.
+    pub fn new(w: RnnWeights<'a, T>, dims: RnnDims, steps: usize) -> Self {
+        Self::with_step(w, dims, T::step_kernel().for_steps(steps))
     }
 
     /// The same, with the step kernel chosen (the tests compare them).

@@ -205,3 +205,212 @@ fn step_rate() {
         println!("{line}");
     }
 }
+
+/// Where the recurrent weights live with two cores: µs per step of the forward product
+/// `h_t = W_hh h_{t-1}` (the epilogue stores the tile, so each step reads the last) over a
+/// sequence, with
+/// - **one thread**: the latency path;
+/// - **batch slices**: each core carries half the rows through every step and reads all of
+///   `W_hh` (today's scan);
+/// - **column split**: each core keeps the panels of half the units (all gates of a unit, so
+///   the cell's equations stay local) and computes them for every row; a spinning barrier
+///   per step, since the next step reads every unit.
+///
+/// `cargo test --release -p recurrent-core where_weights_live -- --ignored --nocapture`;
+/// the numbers are in `docs/step-kernels.md`.
+#[test]
+#[ignore]
+fn where_weights_live() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    /// `out[row, unit..unit+n] = acc[0]`: keeps the product's data dependence step to step.
+    struct Sink {
+        out: *mut f32,
+        ld: usize,
+        gates_ld: usize,
+    }
+    unsafe impl Sync for Sink {}
+    impl Epilogue<f32> for Sink {
+        #[inline(always)]
+        unsafe fn block<V: Lanes<f32>>(&self, row: usize, unit: usize, n: usize, acc: [V; 4]) {
+            let _ = self.gates_ld;
+            acc[0].store(self.out.add(row * self.ld + unit), n);
+        }
+    }
+    /// Spinning barrier for two threads (a futex wake costs more than a small step).
+    struct Spin {
+        count: AtomicUsize,
+        generation: AtomicUsize,
+    }
+    impl Spin {
+        fn wait(&self, parties: usize) {
+            let gen = self.generation.load(Ordering::Acquire);
+            if self.count.fetch_add(1, Ordering::AcqRel) + 1 == parties {
+                self.count.store(0, Ordering::Relaxed);
+                self.generation.fetch_add(1, Ordering::Release);
+            } else {
+                while self.generation.load(Ordering::Acquire) == gen {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    }
+    struct Shared(*mut f32);
+    unsafe impl Sync for Shared {}
+    unsafe impl Send for Shared {}
+
+    let isa = Isa::all_available()[0];
+    let gates = 4;
+    println!(
+        "{:28} {:>10} {:>10} {:>10}",
+        "LSTM step (us)", "1 thread", "slices", "columns"
+    );
+    for &(batch, units) in &[
+        (64usize, 256usize),
+        (32, 256),
+        (16, 256),
+        (8, 256),
+        (8, 128),
+        (1, 512),
+        (1, 256),
+        (1, 64),
+    ] {
+        let k = units;
+        let n = gates * units;
+        let w = random(n * k, 3);
+        let flops = 2.0 * (batch * k * n) as f64;
+        let steps = ((4e8 / flops) as usize).clamp(200, 200_000);
+        // h is [batch, units], double-buffered: step t reads buffer t % 2, writes the other.
+        let mut h = [random(batch * units, 4), vec![0f32; batch * units]];
+        let time = |f: &mut dyn FnMut()| {
+            f();
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e6 / steps as f64
+        };
+        let packed = Packed::transposed(isa, &w, gates, units, k);
+        let run_rows = |h: &mut [Vec<f32>; 2], lo: usize, hi: usize| {
+            let [a, b] = h;
+            for t in 0..steps {
+                let (src, dst) = if t % 2 == 0 {
+                    (&*a, &mut *b)
+                } else {
+                    (&*b, &mut *a)
+                };
+                let sink = Sink {
+                    out: dst[lo * units..].as_mut_ptr(),
+                    ld: units,
+                    gates_ld: n,
+                };
+                unsafe {
+                    product(
+                        &packed,
+                        Rows::new(&src[lo * units..], hi - lo, k, units),
+                        &sink,
+                    )
+                };
+            }
+        };
+        let one = time(&mut || run_rows(&mut h, 0, batch));
+        let slices = if batch >= 2 {
+            let half = batch / 2;
+            time(&mut || {
+                let [a, b] = &mut h;
+                let (a0, a1) = a.split_at_mut(half * units);
+                let (b0, b1) = b.split_at_mut(half * units);
+                std::thread::scope(|s| {
+                    for (a, b, rows) in [(a0, b0, half), (a1, b1, batch - half)] {
+                        let packed = &packed;
+                        s.spawn(move || {
+                            for t in 0..steps {
+                                let (src, dst) = if t % 2 == 0 {
+                                    (&*a, &mut *b)
+                                } else {
+                                    (&*b, &mut *a)
+                                };
+                                let sink = Sink {
+                                    out: dst.as_mut_ptr(),
+                                    ld: units,
+                                    gates_ld: n,
+                                };
+                                unsafe { product(packed, Rows::new(src, rows, k, units), &sink) };
+                            }
+                        });
+                    }
+                });
+            })
+        } else {
+            f64::NAN
+        };
+        // Column split: core j keeps the rows of W for units j·U/2..(j+1)·U/2 of every gate.
+        let half = units / 2;
+        let parts: Vec<Packed<f32>> = (0..2)
+            .map(|j| {
+                let (lo, hi) = (j * half, if j == 0 { half } else { units });
+                let mut part = Vec::with_capacity(gates * (hi - lo) * k);
+                for g in 0..gates {
+                    part.extend_from_slice(&w[(g * units + lo) * k..(g * units + hi) * k]);
+                }
+                Packed::transposed(isa, &part, gates, hi - lo, k)
+            })
+            .collect();
+        let columns = time(&mut || {
+            let spin = Spin {
+                count: AtomicUsize::new(0),
+                generation: AtomicUsize::new(0),
+            };
+            let bufs = [Shared(h[0].as_mut_ptr()), Shared(h[1].as_mut_ptr())];
+            std::thread::scope(|s| {
+                for (j, part) in parts.iter().enumerate() {
+                    let (spin, bufs) = (&spin, &bufs);
+                    s.spawn(move || {
+                        let lo = j * half;
+                        for t in 0..steps {
+                            let (src, dst) = (bufs[t % 2].0, bufs[(t + 1) % 2].0);
+                            let sink = Sink {
+                                out: unsafe { dst.add(lo) },
+                                ld: units,
+                                gates_ld: n,
+                            };
+                            let rows = unsafe {
+                                Rows::new(
+                                    std::slice::from_raw_parts(src, batch * units),
+                                    batch,
+                                    k,
+                                    units,
+                                )
+                            };
+                            unsafe { product(part, rows, &sink) };
+                            spin.wait(2);
+                        }
+                    });
+                }
+            });
+        });
+        println!(
+            "{:28} {:>10.2} {:>10.2} {:>10.2}",
+            format!("batch {batch}, hidden {units}"),
+            one,
+            slices,
+            columns
+        );
+    }
+}
+
+/// A call of fewer than `PACK_MIN_STEPS` steps does not pack its weights (unless the
+/// environment asks for a packed kernel): a cell stepped from a loop goes through the GEMM
+/// path with the same instruction set for its equations.
+#[test]
+fn short_calls_take_the_gemm_path() {
+    if requested() != Requested::Auto {
+        return; // RECURRENT_STEP_KERNEL forces a kernel for every call.
+    }
+    for isa in Isa::all_available() {
+        let packed = StepKernel::Packed(isa);
+        assert_eq!(packed.for_steps(1), StepKernel::Gemm(isa));
+        assert_eq!(packed.for_steps(PACK_MIN_STEPS - 1), StepKernel::Gemm(isa));
+        assert_eq!(packed.for_steps(PACK_MIN_STEPS), packed);
+        assert_eq!(StepKernel::Gemm(isa).for_steps(1000), StepKernel::Gemm(isa));
+    }
+}
