@@ -17,7 +17,7 @@ py=${PYTHON:-python3}
 if [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ] && .venv/bin/python -c "import torch" 2>/dev/null; then
   py=.venv/bin/python
 fi
-./target/release/recurrent bench --threads 2 --gemm --json "$out/ours.json" "$@" >/dev/null
+./target/release/recurrent bench --threads 2 --gemm --json "$out/ours.json" "$@" >"$out/ours.txt"
 "$py" scripts/bench_torch.py --json "$out/torch.json" "$@"
 "$py" scripts/bench_torch.py --flush-denormal --json "$out/torch_ftz.json" "$@"
 "$py" scripts/bench_torch.py --flush-denormal --json "$out/torch_ftz2.json" "$@"

@@ -83,7 +83,7 @@ pub fn for_each_slice(slices: &[(usize, usize)], f: impl Fn(usize, usize) + Sync
 /// Whether inference makes the input product in the steps (`W_ih x` together with `W_hh h`,
 /// one pass over the tile) rather than as one product up front: when every slice keeps its
 /// tiles full. With fewer rows, streaming `W_ih` through the cache at every step costs more
-/// than the `[N, G]` buffer saves (measured at batch 1: see `shared/design/PERFORMANCE.md`).
+/// than the `[N, G]` buffer saves (see `docs/step-kernels.md`).
 /// `RECURRENT_FUSE_INPUT=0` or `1` forces the choice, for measurements.
 fn fuse_input(steps: &Steps, slices: &[(usize, usize)]) -> bool {
     static FORCED: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();

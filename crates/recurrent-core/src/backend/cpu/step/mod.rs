@@ -3,8 +3,9 @@
 //!
 //! A step multiplies the state rows by `W_hhᵀ` and applies the cell's equations to the result.
 //! Through the general GEMM that means repacking `W_hh` on every step and a round trip of the
-//! gate pre-activations through memory (`shared/design/PERFORMANCE.md`: the GEMM crate reaches
-//! 195 GFLOP/s on that product in a 32-row slice, against 478 on square products). Here:
+//! gate pre-activations through memory (on AMD Zen 5 the GEMM crate reached 195 GFLOP/s on
+//! that product in a 32-row slice, against 478 on square products). Here
+//! (`docs/step-kernels.md` has the measurements):
 //!
 //! - [`Packed`]: a weight matrix packed **once per call** into panels in the order the tile
 //!   kernel reads them, 64-byte aligned. For `W_hh` a panel holds every gate of a block of
@@ -24,11 +25,13 @@
 //! for `f64`.
 
 pub mod lanes;
+mod packed;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
 use super::float::Float;
 use lanes::{Lanes, Scalar};
+pub use packed::{Operands, Packed, Rows};
 use std::sync::OnceLock;
 
 /// An instruction set the step kernels are written for.
@@ -181,148 +184,6 @@ pub fn requested() -> Requested {
     })
 }
 
-/// A weight matrix packed for [`product`]: the right operand `B: [K, G·U]` of `A · B`, whose
-/// `G·U` output columns are `G` gates of `U` units each (`G = 1` for a plain product).
-///
-/// Panel `p` covers units `p·UV·W .. (p+1)·UV·W` of every gate (`W` lanes, `UV` vectors per
-/// gate, `G·UV` vectors per row of the panel); its `K` rows lie one after the other, each
-/// `G·UV·W` elements: gate-major, then the unit vectors, then the lanes. Units past `U` are
-/// zero.
-#[derive(Debug)]
-pub struct Packed<T> {
-    isa: Isa,
-    buf: Vec<T>,
-    start: usize,
-    k: usize,
-    units: usize,
-    gates: usize,
-    uv: usize,
-    panels: usize,
-}
-
-impl<T: Float> Packed<T> {
-    fn build(
-        isa: Isa,
-        k: usize,
-        units: usize,
-        gates: usize,
-        get: impl Fn(usize, usize) -> T,
-    ) -> Self {
-        assert!((1..=4).contains(&gates) && gates != 2, "gates: 1, 3 or 4");
-        // Only `f32` has vector kernels.
-        let isa = if std::mem::size_of::<T>() == 4 {
-            isa
-        } else {
-            Isa::Portable
-        };
-        let w = isa.lanes();
-        let uv = if gates == 1 { 4 } else { 1 };
-        let panels = units.div_ceil(uv * w);
-        let row = gates * uv * w;
-        // 64-byte alignment: the panel rows are loaded as whole vectors.
-        let align = (64 / std::mem::size_of::<T>()).max(1);
-        let mut buf = vec![T::zero(); panels * k * row + align];
-        let start = (align - (buf.as_ptr() as usize / std::mem::size_of::<T>()) % align) % align;
-        let data = &mut buf[start..];
-        // One output column at a time, `k` elements down the panel: `get` reads a column along
-        // `k` contiguously for a transposed (PyTorch-layout) weight, the common case.
-        for p in 0..panels {
-            let panel = &mut data[p * k * row..(p + 1) * k * row];
-            for q in 0..gates {
-                for j in 0..uv {
-                    for l in 0..w {
-                        let unit = (p * uv + j) * w + l;
-                        if unit >= units {
-                            continue;
-                        }
-                        let col = q * units + unit;
-                        let at = (q * uv + j) * w + l;
-                        for kk in 0..k {
-                            panel[kk * row + at] = get(kk, col);
-                        }
-                    }
-                }
-            }
-        }
-        Packed {
-            isa,
-            buf,
-            start,
-            k,
-            units,
-            gates,
-            uv,
-            panels,
-        }
-    }
-
-    /// `B = Wᵀ` for a weight stored as PyTorch stores it, `W: [gates·units, k]` (one row per
-    /// output): `A · B` is `A · Wᵀ`, the forward product of a layer.
-    pub fn transposed(isa: Isa, w: &[T], gates: usize, units: usize, k: usize) -> Self {
-        assert_eq!(w.len(), gates * units * k);
-        Self::build(isa, k, units, gates, |kk, col| w[col * k + kk])
-    }
-
-    /// `B = W` for `W: [k, n]`: `A · W`, the backward product of a layer.
-    pub fn direct(isa: Isa, w: &[T], k: usize, n: usize) -> Self {
-        assert_eq!(w.len(), k * n);
-        Self::build(isa, k, n, 1, |kk, col| w[kk * n + col])
-    }
-
-    /// The instruction set it was packed for.
-    pub fn isa(&self) -> Isa {
-        self.isa
-    }
-
-    /// `K`, the inner dimension.
-    pub fn inner(&self) -> usize {
-        self.k
-    }
-
-    /// Output columns: gates × units.
-    pub fn outputs(&self) -> usize {
-        self.gates * self.units
-    }
-
-    #[inline(always)]
-    fn panel(&self, p: usize) -> *const T {
-        let row = self.gates * self.uv * self.lanes();
-        // SAFETY: p < panels; the buffer holds panels·k·row elements from `start`.
-        unsafe { self.buf.as_ptr().add(self.start + p * self.k * row) }
-    }
-
-    #[inline(always)]
-    fn lanes(&self) -> usize {
-        self.isa.lanes()
-    }
-}
-
-/// The rows of a left operand: row `r` of `rows` starts at `ptr + r·ld` and has `K` elements.
-#[derive(Clone, Copy, Debug)]
-pub struct Rows<T> {
-    ptr: *const T,
-    ld: usize,
-    rows: usize,
-}
-
-impl<T> Rows<T> {
-    /// `[rows, k]` rows of `data`, `ld` apart (`data` must hold them; checked).
-    pub fn new(data: &[T], rows: usize, k: usize, ld: usize) -> Self {
-        assert!(ld >= k || rows <= 1);
-        assert!(rows == 0 || k == 0 || (rows - 1) * ld + k <= data.len());
-        Rows {
-            ptr: data.as_ptr(),
-            ld,
-            rows,
-        }
-    }
-
-    /// Rows in the operand.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-}
-
 /// What happens to a tile of the product while it is in registers.
 ///
 /// `block` is called once for every row and every block of up to `W` units of a panel:
@@ -383,54 +244,6 @@ impl<T: Float> Epilogue<T> for Store<T> {
             v = v + V::load(dst, n);
         }
         v.store(dst, n);
-    }
-}
-
-/// The operands of a product: `A · B`, or `A₁ · B₁ + A₂ · B₂` in one pass (a step's input
-/// and recurrent products together), the `B`s packed alike.
-#[derive(Clone, Copy, Debug)]
-pub struct Operands<'a, T> {
-    first: (&'a Packed<T>, Rows<T>),
-    second: Option<(&'a Packed<T>, Rows<T>)>,
-}
-
-impl<'a, T: Float> Operands<'a, T> {
-    /// `A · B`.
-    pub fn one(b: &'a Packed<T>, a: Rows<T>) -> Self {
-        Operands {
-            first: (b, a),
-            second: None,
-        }
-    }
-
-    /// `A₁ · B₁ + A₂ · B₂`; panics unless the `B`s have the same panels and the `A`s the same
-    /// rows.
-    pub fn two(b1: &'a Packed<T>, a1: Rows<T>, b2: &'a Packed<T>, a2: Rows<T>) -> Self {
-        assert!(
-            (b1.isa, b1.units, b1.gates, b1.uv) == (b2.isa, b2.units, b2.gates, b2.uv)
-                && a1.rows == a2.rows,
-            "operands packed differently"
-        );
-        Operands {
-            first: (b1, a1),
-            second: Some((b2, a2)),
-        }
-    }
-
-    /// The instruction set the operands were packed for.
-    pub fn isa(&self) -> Isa {
-        self.first.0.isa
-    }
-
-    /// The packing both `B`s share.
-    #[inline(always)]
-    fn layout(&self) -> &'a Packed<T> {
-        self.first.0
-    }
-
-    #[inline(always)]
-    fn rows(&self) -> usize {
-        self.first.1.rows
     }
 }
 
