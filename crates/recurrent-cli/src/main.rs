@@ -45,7 +45,7 @@ enum Command {
     /// Character-level language model: train on a text file, sample from it.
     #[command(subcommand)]
     Charlm(cmd::charlm::Command),
-    /// Encoder-decoder with attention: train on your source<TAB>target pairs (or a built-in task), translate.
+    /// Encoder-decoder with attention: train on your tab-separated source/target pairs (or a built-in task), translate.
     Seq2seq(cmd::seq2seq::Args),
     /// Measure the vanishing gradient: ||dL/dh_t|| over time for RNN, LSTM and GRU.
     Diagnose(cmd::diagnose::Args),

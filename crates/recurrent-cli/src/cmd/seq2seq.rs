@@ -22,7 +22,7 @@ pub struct Args {
 /// `recurrent seq2seq`'s subcommands.
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Train on a file of source<TAB>target pairs or a built-in task (dates, reverse).
+    /// Train on a file of tab-separated source and target pairs, or a built-in task (dates, reverse).
     Train(Box<TrainArgs>),
     /// Translate with a trained model: the arguments, or each line of standard input.
     Translate(TranslateArgs),

@@ -26,7 +26,7 @@ pub struct LabelledSeries {
     pub values: Vec<f64>,
     /// The 1-based file line of each value (for error messages).
     pub lines: Vec<usize>,
-    /// The date or label column, when there is one (see [`label_column`]).
+    /// The date or label column, when there is one (see `label_column`).
     pub labels: Option<Labels>,
 }
 

@@ -125,7 +125,7 @@ pub struct DataConfig {
     /// A built-in task: dates (default) or reverse.
     #[arg(long, value_enum, conflicts_with = "pairs")]
     pub task: Option<Task>,
-    /// Train on this file: source<TAB>target per line (UTF-8; blank lines skipped; further
+    /// Train on this file: a source, a tab and a target per line (UTF-8; blank lines skipped; further
     /// columns ignored).
     #[arg(long, value_name = "FILE.tsv")]
     pub pairs: Option<PathBuf>,
@@ -139,7 +139,7 @@ pub struct DataConfig {
     /// the line).
     #[arg(long, default_value_t = 200)]
     pub max_len: usize,
-    /// Vocabulary entries per side, most frequent first (the rest read as <unk>).
+    /// Vocabulary entries per side, most frequent first (the rest read as unknown).
     #[arg(long, default_value_t = 30_000)]
     pub max_vocab: usize,
 }

@@ -38,7 +38,7 @@ pub trait Float:
         par: Parallelism,
     );
 
-    /// The step kernel a layer of this type uses by default (see [`super::step`]): the GEMM
+    /// The step kernel a layer of this type uses by default (see `backend::cpu::step`): the GEMM
     /// path, unless `RECURRENT_STEP_KERNEL` asks for a packed kernel (which runs portably).
     fn step_kernel() -> StepKernel {
         match step::requested() {
@@ -47,19 +47,19 @@ pub trait Float:
         }
     }
 
-    /// [`step::product`] in the instruction set the operands were packed for.
+    /// `step::product` in the instruction set the operands were packed for.
     ///
     /// # Safety
-    /// As [`step::product`].
+    /// As `step::product`.
     #[inline]
     unsafe fn step_product<E: Epilogue<Self>>(ops: Operands<'_, Self>, epi: &E) {
         step::product_portable(ops, epi)
     }
 
-    /// [`step::apply`].
+    /// `step::apply`.
     ///
     /// # Safety
-    /// As [`step::apply`].
+    /// As `step::apply`.
     #[inline]
     unsafe fn step_apply<E: Epilogue<Self>>(
         _isa: Isa,
