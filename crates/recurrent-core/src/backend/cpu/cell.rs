@@ -13,9 +13,9 @@
 //! [`crate::rnn::RnnMode`], and its line in [`super::layer::with_kernel`].
 
 use super::float::Float;
-use super::gemm::{MatMut, MatRef, Parallelism};
+use super::gemm::{matmul, MatMut, MatRef, Parallelism};
 use super::rows::RowsRef;
-use super::step::Packed;
+use super::step::{self, Epilogue, Packed, Rows, StepKernel};
 use super::weight_grads::RnnGrads;
 use crate::rnn::{RnnDims, Steps};
 use std::sync::OnceLock;
@@ -287,5 +287,79 @@ impl<T: Float> PackedOnce<T> {
     /// The packed weight, packing it with `f` on first use.
     pub fn get(&self, f: impl FnOnce() -> Packed<T>) -> &Packed<T> {
         self.0.get_or_init(f)
+    }
+}
+
+/// A weight of a step product in PyTorch's layout, `W: [gates·units, k]`, with the packing the
+/// step kernels read it in (made on first use).
+#[derive(Clone, Copy)]
+pub struct StepWeight<'a, T> {
+    /// The weight as stored.
+    pub w: &'a [T],
+    /// Gates `G` and units `U` of its `G·U` rows, and `K` columns.
+    pub gates: usize,
+    /// Units per gate.
+    pub units: usize,
+    /// Columns (the inner dimension of the product).
+    pub k: usize,
+    /// Its packing for the packed kernels.
+    pub packed: &'a PackedOnce<T>,
+}
+
+impl<T: Float> StepWeight<'_, T> {
+    fn packed_for(&self, isa: step::Isa) -> &Packed<T> {
+        self.packed
+            .get(|| Packed::transposed(isa, self.w, self.gates, self.units, self.k))
+    }
+}
+
+/// A forward step's product with its cell's equations on every tile: `epi` gets
+/// `h_{t-1} · W_hhᵀ` for the `n` rows of `a` (`K` apart), plus `x_t · W_ihᵀ` when `x` is
+/// given (the fused input product: packed kernels only). With the GEMM path the product goes
+/// through the GEMM crate into `buf` (`n·G·U` elements) first.
+///
+/// # Safety
+/// As [`step::product`]: `epi` writes only this step's rows.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn forward_product<T: Float, E: Epilogue<T>>(
+    kernel: StepKernel,
+    hh: StepWeight<'_, T>,
+    a: &[T],
+    n: usize,
+    x: Option<(StepWeight<'_, T>, MatRef<'_, T>)>,
+    buf: &mut [T],
+    par: Parallelism,
+    epi: &E,
+) {
+    match kernel {
+        StepKernel::Packed(isa) => {
+            let a = Rows::new(a, n, hh.k, hh.k);
+            match x {
+                None => step::product(hh.packed_for(isa), a, epi),
+                Some((ih, x)) => step::product2(
+                    ih.packed_for(isa),
+                    Rows::new(x.rows_slice(), n, ih.k, x.row_stride()),
+                    hh.packed_for(isa),
+                    a,
+                    epi,
+                ),
+            }
+        }
+        StepKernel::Gemm(isa) => {
+            debug_assert!(
+                x.is_none(),
+                "the GEMM path takes the input product up front"
+            );
+            let g = hh.gates * hh.units;
+            let prod = &mut buf[..n * g];
+            matmul(
+                mat_mut(prod, n, g),
+                MatRef::new(a, n, hh.k),
+                MatRef::new(hh.w, g, hh.k).t(),
+                false,
+                par,
+            );
+            step::apply(isa, Rows::new(prod, n, g, g), hh.units, hh.gates, epi);
+        }
     }
 }

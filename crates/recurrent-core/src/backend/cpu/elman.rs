@@ -2,7 +2,8 @@
 //! [`CellKernel`] for the scan. Here `G = P = H`.
 
 use super::cell::{
-    combined_bias, mat_mut, BackwardStep, CellKernel, ForwardStep, PackedOnce, RnnWeights,
+    combined_bias, forward_product, mat_mut, BackwardStep, CellKernel, ForwardStep, PackedOnce,
+    RnnWeights, StepWeight,
 };
 use super::float::Float;
 use super::gemm::{matmul, MatRef};
@@ -187,39 +188,22 @@ impl<T: Float> CellKernel<T> for ElmanKernel<'_, T> {
             training: s.training,
         };
         // h_t = act(W_ih x + b + h_{t-1} · W_hhᵀ)   (h_{t-1} ⊙ mask with variational dropout)
+        let hh = StepWeight {
+            w: self.w.w_hh,
+            gates: 1,
+            units: h,
+            k: h,
+            packed: &self.w_hh_t,
+        };
+        let ih = StepWeight {
+            w: self.w.w_ih,
+            gates: 1,
+            units: h,
+            k: self.dims.input_size,
+            packed: &self.w_ih_t,
+        };
         // SAFETY: the epilogue's pointers cover the step's n rows, which are this slice's.
-        unsafe {
-            match self.step {
-                StepKernel::Packed(isa) => {
-                    let w_hh_t = self
-                        .w_hh_t
-                        .get(|| Packed::transposed(isa, self.w.w_hh, 1, h, h));
-                    let a = Rows::new(a, n, h, h);
-                    match s.x {
-                        None => step::product(w_hh_t, a, &epi),
-                        Some(x) => {
-                            let i = self.dims.input_size;
-                            let w_ih_t = self
-                                .w_ih_t
-                                .get(|| Packed::transposed(isa, self.w.w_ih, 1, h, i));
-                            let x = Rows::new(x.rows_slice(), n, i, x.row_stride());
-                            step::product2(w_ih_t, x, w_hh_t, a, &epi);
-                        }
-                    }
-                }
-                StepKernel::Gemm(isa) => {
-                    let gh = &mut gh[..n * h];
-                    matmul(
-                        mat_mut(gh, n, h),
-                        MatRef::new(a, n, h),
-                        MatRef::new(self.w.w_hh, h, h).t(),
-                        false,
-                        s.par,
-                    );
-                    step::apply(isa, Rows::new(gh, n, h, h), h, 1, &epi);
-                }
-            }
-        }
+        unsafe { forward_product(self.step, hh, a, n, s.x.map(|x| (ih, x)), gh, s.par, &epi) };
     }
 
     fn backward_step(&self, s: BackwardStep<'_, T>, _: &mut ()) {

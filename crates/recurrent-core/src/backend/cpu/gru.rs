@@ -3,7 +3,8 @@
 //! `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`. Here `P = H` (no projection).
 
 use super::cell::{
-    add_masked, mat_mut, BackwardStep, CellKernel, ForwardStep, PackedOnce, RnnWeights,
+    add_masked, forward_product, mat_mut, BackwardStep, CellKernel, ForwardStep, PackedOnce,
+    RnnWeights, StepWeight,
 };
 use super::float::Float;
 use super::gemm::{matmul, MatRef};
@@ -211,7 +212,6 @@ impl<T: Float> CellKernel<T> for GruKernel<'_, T> {
 
     fn forward_step(&self, s: ForwardStep<'_, T>, gh: &mut Vec<T>) {
         let h = self.dims.hidden_size;
-        let g = 3 * h;
         let n = s.rows(h);
         let a = s.product_input();
         let [ghn_kept, _] = s.kept;
@@ -234,26 +234,23 @@ impl<T: Float> CellKernel<T> for GruKernel<'_, T> {
         // gh = h_{t-1} · W_hhᵀ   (h_{t-1} ⊙ mask with variational dropout), then the cell
         // SAFETY: the epilogue's pointers cover the step's n rows, which are this slice's.
         unsafe {
-            match self.step {
-                StepKernel::Packed(isa) => {
-                    let w_hh_t = self
-                        .w_hh_t
-                        .get(|| Packed::transposed(isa, self.w.w_hh, 3, h, h));
-                    step::product(w_hh_t, Rows::new(a, n, h, h), &epi);
-                }
-                StepKernel::Gemm(isa) => {
-                    let gh = &mut gh[..n * g];
-                    matmul(
-                        mat_mut(gh, n, g),
-                        MatRef::new(a, n, h),
-                        MatRef::new(self.w.w_hh, g, h).t(),
-                        false,
-                        s.par,
-                    );
-                    step::apply(isa, Rows::new(gh, n, g, g), h, 3, &epi);
-                }
-            }
-        }
+            forward_product(
+                self.step,
+                StepWeight {
+                    w: self.w.w_hh,
+                    gates: 3,
+                    units: h,
+                    k: h,
+                    packed: &self.w_hh_t,
+                },
+                a,
+                n,
+                None,
+                gh,
+                s.par,
+                &epi,
+            )
+        };
     }
 
     fn backward_step(&self, s: BackwardStep<'_, T>, scratch: &mut GruBackwardScratch<T>) {

@@ -7,8 +7,8 @@
 //! [`crate::rnn::Steps`].
 
 use super::cell::{
-    combined_bias, mat_mut, BackwardStep, CellKernel, ForwardStep, PackedOnce, RnnWeights,
-    TimeGrads,
+    combined_bias, forward_product, mat_mut, BackwardStep, CellKernel, ForwardStep, PackedOnce,
+    RnnWeights, StepWeight, TimeGrads,
 };
 use super::float::Float;
 use super::gemm::{matmul, MatMut, MatRef, Parallelism};
@@ -262,7 +262,6 @@ impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
 
     fn forward_step(&self, s: ForwardStep<'_, T>, scratch: &mut LstmForwardScratch<T>) {
         let (h, p) = (self.dims.hidden_size, self.dims.out_size());
-        let g = 4 * h;
         let n = s.rows(p);
         let a = s.product_input();
         let [c_kept, m_kept] = s.kept;
@@ -297,39 +296,33 @@ impl<T: Float> CellKernel<T> for LstmKernel<'_, T> {
             training: s.training,
         };
         // gates = cell(W_ih x + h_{t-1} · W_hhᵀ)   (h_{t-1} ⊙ mask with variational dropout)
+        let hh = StepWeight {
+            w: self.w.w_hh,
+            gates: 4,
+            units: h,
+            k: p,
+            packed: &self.w_hh_t,
+        };
+        let ih = StepWeight {
+            w: self.w.w_ih,
+            gates: 4,
+            units: h,
+            k: self.dims.input_size,
+            packed: &self.w_ih_t,
+        };
         // SAFETY: the epilogue's pointers cover the step's n rows, which are this slice's.
         unsafe {
-            match self.step {
-                StepKernel::Packed(isa) => {
-                    let w_hh_t = self
-                        .w_hh_t
-                        .get(|| Packed::transposed(isa, self.w.w_hh, 4, h, p));
-                    let a = Rows::new(a, n, p, p);
-                    match s.x {
-                        None => step::product(w_hh_t, a, &epi),
-                        Some(x) => {
-                            let i = self.dims.input_size;
-                            let w_ih_t = self
-                                .w_ih_t
-                                .get(|| Packed::transposed(isa, self.w.w_ih, 4, h, i));
-                            let x = Rows::new(x.rows_slice(), n, i, x.row_stride());
-                            step::product2(w_ih_t, x, w_hh_t, a, &epi);
-                        }
-                    }
-                }
-                StepKernel::Gemm(isa) => {
-                    let gh = &mut scratch.gh[..n * g];
-                    matmul(
-                        mat_mut(gh, n, g),
-                        MatRef::new(a, n, p),
-                        MatRef::new(self.w.w_hh, g, p).t(),
-                        false,
-                        s.par,
-                    );
-                    step::apply(isa, Rows::new(gh, n, g, g), h, 4, &epi);
-                }
-            }
-        }
+            forward_product(
+                self.step,
+                hh,
+                a,
+                n,
+                s.x.map(|x| (ih, x)),
+                &mut scratch.gh,
+                s.par,
+                &epi,
+            )
+        };
         if let Some(w_hr) = self.w.w_hr {
             // h_t = m · W_hrᵀ
             // SAFETY: `out` holds the step's n rows of P, this slice's alone.
