@@ -89,6 +89,8 @@ pub struct Adam {
     params: Vec<Tensor>,
     cfg: AdamConfig,
     bufs: Buffers,
+    /// Each parameter's learning rate as a multiple of `cfg.lr` (all 1 unless set).
+    lr_factors: Vec<f64>,
 }
 
 impl Adam {
@@ -109,7 +111,43 @@ impl Adam {
             params,
             cfg,
             bufs: Buffers::new(n, &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+            lr_factors: vec![1.0; n],
         })
+    }
+
+    /// Give each parameter its own learning rate, `factors[i] · lr`, as PyTorch's parameter
+    /// groups do (ULMFiT's discriminative rates). A factor of 0 freezes the parameter: it is
+    /// skipped as a parameter without a gradient is, its moments and step count untouched.
+    /// The schedule still sets the one `lr` the factors multiply.
+    ///
+    /// ```
+    /// use recurrent::optim::{Adam, AdamConfig, Optimizer};
+    /// use recurrent::Tensor;
+    /// let (a, b) = (Tensor::ones(&[2]).unwrap().requires_grad(), Tensor::ones(&[2]).unwrap().requires_grad());
+    /// let mut opt = Adam::new(vec![a.clone(), b.clone()], AdamConfig::adam().with_lr(0.1)).unwrap();
+    /// opt.set_lr_factors(&[1.0, 0.0]).unwrap(); // b is frozen
+    /// a.mul(&b).unwrap().sum().unwrap().backward().unwrap();
+    /// opt.step().unwrap();
+    /// assert!(a.to_vec()[0] < 1.0 && b.to_vec() == [1.0, 1.0]);
+    /// ```
+    pub fn set_lr_factors(&mut self, factors: &[f64]) -> Result<()> {
+        if factors.len() != self.params.len() {
+            return Err(Error::invalid(format!(
+                "set_lr_factors: {} factors for {} parameters",
+                factors.len(),
+                self.params.len()
+            )));
+        }
+        for &f in factors {
+            check_non_negative("learning-rate factor", f)?;
+        }
+        self.lr_factors = factors.to_vec();
+        Ok(())
+    }
+
+    /// The factors [`Adam::set_lr_factors`] set (all 1 by default).
+    pub fn lr_factors(&self) -> &[f64] {
+        &self.lr_factors
     }
 }
 
@@ -117,13 +155,14 @@ impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
         let c = self.cfg;
         for (i, p) in self.params.iter().enumerate() {
-            if !p.has_grad() {
+            let factor = self.lr_factors[i];
+            if !p.has_grad() || factor == 0.0 {
                 continue;
             }
             let (b, step) = self.bufs.get(i, p)?;
             *step += 1;
             let u = AdamUpdate {
-                lr: c.lr,
+                lr: c.lr * factor,
                 betas: c.betas,
                 eps: c.eps,
                 weight_decay: c.weight_decay,
@@ -152,5 +191,34 @@ impl Optimizer for Adam {
         self.bufs.load(s, &self.params)?;
         self.cfg.lr = s.lr;
         Ok(())
+    }
+    fn set_lr_factors(&mut self, factors: &[f64]) -> Result<()> {
+        Adam::set_lr_factors(self, factors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A factor is a parameter group's rate: the same steps as an optimiser at `lr · factor`.
+    #[test]
+    fn a_learning_rate_factor_is_the_rate_times_the_factor() {
+        let grads = [[0.5f32, -2.0], [1.5, 0.25], [-0.75, 1.0]];
+        let run = |lr: f64, factor: f64| -> Vec<f32> {
+            let p = Tensor::from_vec(vec![1.0, -1.0], &[2]).unwrap().requires_grad();
+            let mut opt = Adam::new(vec![p.clone()], AdamConfig::adamw().with_lr(lr)).unwrap();
+            opt.set_lr_factors(&[factor]).unwrap();
+            for g in grads {
+                p.set_grad(Some(g.to_vec())).unwrap();
+                opt.step().unwrap();
+            }
+            p.to_vec()
+        };
+        assert_eq!(run(0.01, 0.25), run(0.0025, 1.0));
+        assert_eq!(run(0.01, 0.0), vec![1.0, -1.0]);
+        let mut opt = Adam::new(vec![Tensor::ones(&[1]).unwrap()], AdamConfig::adam()).unwrap();
+        assert!(opt.set_lr_factors(&[1.0, 1.0]).is_err());
+        assert!(opt.set_lr_factors(&[-1.0]).is_err());
     }
 }

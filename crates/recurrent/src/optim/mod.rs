@@ -55,6 +55,24 @@ pub trait Optimizer {
     fn state(&self) -> OptimizerState;
     /// Restore a saved state (buffers must match the parameters' sizes).
     fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
+    /// Give each parameter its own rate, `factors[i] · lr` (0 freezes it), as PyTorch's
+    /// parameter groups do. Optimisers without it accept only factors of 1.
+    ///
+    /// ```
+    /// use recurrent::optim::{Optimizer, Sgd, SgdConfig};
+    /// use recurrent::Tensor;
+    /// let mut sgd = Sgd::new(vec![Tensor::ones(&[1]).unwrap()], SgdConfig::default()).unwrap();
+    /// assert!(sgd.set_lr_factors(&[1.0]).is_ok());
+    /// assert!(sgd.set_lr_factors(&[0.5]).is_err());
+    /// ```
+    fn set_lr_factors(&mut self, factors: &[f64]) -> Result<()> {
+        if factors.iter().any(|&f| f != 1.0) {
+            return Err(Error::invalid(
+                "per-parameter learning rates need Adam or AdamW",
+            ));
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn check_non_negative(what: &str, v: f64) -> Result<()> {
