@@ -2,6 +2,7 @@
 //! parallel streams and time-major chunks, and the validation loss.
 
 use super::CharConfig;
+use crate::tbptt::{chunk, make_streams};
 use anyhow::Result;
 use recurrent::nn::{
     visit_child, Embedding, EmbeddingConfig, Linear, LinearConfig, Module, Recurrent,
@@ -64,30 +65,6 @@ impl CharModel {
         let logits = self.fc.forward(&out.reshape(&[t * b, hsz])?)?;
         Ok((logits, st))
     }
-}
-
-/// `[T, B]` inputs and targets of chunk `k` of `B` streams of `stream_len` characters.
-pub(super) fn chunk(streams: &[Vec<usize>], k: usize, t: usize) -> (Vec<usize>, Vec<i64>, usize) {
-    let b = streams.len();
-    let start = k * t;
-    let len = t.min(streams[0].len() - 1 - start);
-    let mut x = Vec::with_capacity(len * b);
-    let mut y = Vec::with_capacity(len * b);
-    for s in 0..len {
-        for stream in streams {
-            x.push(stream[start + s]);
-            y.push(stream[start + s + 1] as i64);
-        }
-    }
-    (x, y, len)
-}
-
-/// `ids` cut into `b` streams of equal length (the remainder is dropped).
-pub(super) fn make_streams(ids: &[usize], b: usize) -> Vec<Vec<usize>> {
-    let per = ids.len() / b;
-    (0..b)
-        .map(|k| ids[k * per..(k + 1) * per].to_vec())
-        .collect()
 }
 
 /// Mean cross-entropy (nats) of the model on `ids` read as `b` streams.

@@ -2,10 +2,11 @@
 //! the text, the best model kept, each epoch checkpointed, `--resume` exact (see the module
 //! docs of `charlm`).
 
-use super::model::{chunk, evaluate, make_streams};
+use super::model::evaluate;
 use super::{load_config, CharConfig, CharModel, ConfigFile, FORMAT};
 use crate::checkpoint;
 use crate::interrupt;
+use crate::tbptt::{chunk, make_streams};
 use crate::training::{Checks, StepOutcome, TrainStep};
 use anyhow::{anyhow, bail, Context, Result};
 use recurrent::io::{load_safetensors_bytes, safetensors_bytes, save_safetensors, write_atomic};
