@@ -7,6 +7,7 @@ pub mod init;
 pub mod linear;
 pub mod loss;
 pub mod module;
+pub mod norm;
 pub mod rnn;
 
 pub use dropout::Dropout;
@@ -14,4 +15,5 @@ pub use embedding::{Embedding, EmbeddingConfig};
 pub use linear::{Linear, LinearConfig};
 pub use loss::{BceWithLogitsLoss, CrossEntropyLoss, MseLoss};
 pub use module::{visit_child, Module, StateDict};
+pub use norm::LayerNorm;
 pub use rnn::*;
