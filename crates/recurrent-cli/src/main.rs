@@ -31,6 +31,8 @@ struct Cli {
 enum Command {
     /// Train an IMDB sentiment classifier (the course's lab).
     Train(Box<cmd::train::Args>),
+    /// Pretrain a word-level LSTM language model on IMDB's own reviews (for `train --init-from`).
+    Pretrain(Box<cmd::pretrain::Args>),
     /// Evaluate a trained model: accuracy, precision, recall, F1, confusion matrix.
     Eval(cmd::eval::Args),
     /// Classify texts with a trained model.
@@ -72,6 +74,7 @@ fn run() -> Result<ExitCode> {
     recurrent_cli::interrupt::install_handler()?;
     match cli.command {
         Command::Train(a) => cmd::train::run(*a, &ctx),
+        Command::Pretrain(a) => cmd::pretrain::run(*a, &ctx),
         Command::Eval(a) => cmd::eval::run(a, &ctx),
         Command::Predict(a) => cmd::predict::run(a, &ctx),
         Command::Data(c) => cmd::data::run(c, &ctx),

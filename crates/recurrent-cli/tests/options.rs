@@ -51,6 +51,13 @@ fn base_args(sub: &[&str], tmp: &Path) -> Vec<String> {
             "--out".into(),
             t("runs/train"),
         ],
+        ["pretrain"] => vec![
+            "--no-download".into(),
+            "--data".into(),
+            t("missing-corpus"),
+            "--out".into(),
+            t("runs/lm"),
+        ],
         ["eval"] => vec!["--no-download".into(), "--model".into(), t("missing-model")],
         ["predict"] => vec!["--model".into(), t("missing-model"), "a text".into()],
         ["data", "download"] => vec![

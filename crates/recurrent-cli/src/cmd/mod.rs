@@ -10,6 +10,7 @@ pub mod diagnose;
 pub mod eval;
 pub mod forecast;
 pub mod predict;
+pub mod pretrain;
 pub mod seq2seq;
 pub mod train;
 
