@@ -50,6 +50,7 @@ class SentimentModel(torch.nn.Module):
         self.cfg = cfg
         self.embedding = torch.nn.Embedding(vocab_size, cfg["embedding_dim"], padding_idx=1)
         cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cfg["cell"]]
+        proj = cfg.get("proj_size", 0)
         self.rnn = cls(
             cfg["embedding_dim"],
             cfg["hidden_size"],
@@ -57,9 +58,13 @@ class SentimentModel(torch.nn.Module):
             bidirectional=cfg["bidirectional"],
             dropout=cfg["dropout"] if cfg["num_layers"] > 1 else 0.0,
             batch_first=True,
+            **({"proj_size": proj} if proj else {}),
         )
         d = 2 if cfg["bidirectional"] else 1
-        self.fc = torch.nn.Linear(d * cfg["hidden_size"], 1)
+        pools = 3 if cfg["pool"] == "concat" else 1
+        features = d * (proj or cfg["hidden_size"]) * pools
+        self.norm = torch.nn.LayerNorm(features) if cfg.get("norm") else None
+        self.fc = torch.nn.Linear(features, 1)
         self.emb_drop = torch.nn.Dropout(cfg["embed_dropout"])
         self.fc_drop = torch.nn.Dropout(cfg["fc_dropout"])
 
@@ -69,16 +74,16 @@ class SentimentModel(torch.nn.Module):
         out, h = self.rnn(packed)
         if isinstance(h, tuple):
             h = h[0]
-        pool = self.cfg["pool"]
-        if pool == "last":
-            d = 2 if self.cfg["bidirectional"] else 1
-            feats = torch.cat([h[-d + k] for k in range(d)], dim=1)
-        else:
-            padded, lens = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, padding_value=float("-inf") if pool == "max" else 0.0)
-            if pool == "max":
-                feats = padded.max(dim=1).values
-            else:
-                feats = padded.sum(dim=1) / lens.unsqueeze(1).to(padded.dtype)
+        d = 2 if self.cfg["bidirectional"] else 1
+        last = torch.cat([h[-d + k] for k in range(d)], dim=1)
+        padded, lens = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))
+        top = padded.max(dim=1).values
+        mean = padded.masked_fill(padded == float("-inf"), 0.0).sum(dim=1) / lens.unsqueeze(1).to(padded.dtype)
+        feats = {"last": last, "max": top, "mean": mean}.get(self.cfg["pool"])
+        if feats is None:  # concat: ULMFiT's last, max and mean side by side
+            feats = torch.cat([last, top, mean], dim=1)
+        if self.norm is not None:
+            feats = self.norm(feats)
         return self.fc(self.fc_drop(feats)).squeeze(1)
 
 

@@ -23,6 +23,9 @@ pub enum Preset {
     Default,
     /// The course's architecture: embedding -> 2-layer LSTM -> linear on the last hidden state.
     Course,
+    /// ULMFiT's fine-tuning of a pretrained encoder (with --init-from LM_DIR): concat pooling,
+    /// discriminative rates, gradual unfreezing, a slanted triangular schedule.
+    Ulmfit,
 }
 
 /// `recurrent train`'s arguments.
@@ -147,6 +150,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     }
     let mut cfg = match args.preset {
         Some(Preset::Course) => SentimentConfig::course(),
+        Some(Preset::Ulmfit) => SentimentConfig::ulmfit(),
         _ => SentimentConfig::default(),
     };
     if let Some(dir) = &args.resume {

@@ -21,6 +21,9 @@ pub enum Pool {
     Max,
     /// The mean over time.
     Mean,
+    /// ULMFiT's concat pooling: the final state, the maximum and the mean over time, side by
+    /// side.
+    Concat,
 }
 
 /// The optimiser.
@@ -47,6 +50,9 @@ pub enum ScheduleKind {
     Cosine,
     /// Linear warm-up over `warmup_steps`, then cosine decay.
     WarmupCosine,
+    /// ULMFiT's slanted triangle: a linear rise from 1/32 of the rate to the rate over the
+    /// first 10% of the steps, then a linear fall back to 1/32.
+    Slanted,
 }
 
 /// Which end of a long review to keep.
@@ -94,6 +100,9 @@ pub struct SentimentConfig {
     /// Hidden size.
     #[arg(id = "hidden", long = "hidden", value_name = "HIDDEN")]
     pub hidden_size: usize,
+    /// LSTM projection size (0: none), as torch.nn.LSTM's proj_size.
+    #[arg(long)]
+    pub proj_size: usize,
     /// Recurrent layers.
     #[arg(id = "layers", long = "layers", value_name = "LAYERS")]
     pub num_layers: usize,
@@ -109,6 +118,10 @@ pub struct SentimentConfig {
     /// Dropout before the output layer.
     #[arg(long)]
     pub fc_dropout: f64,
+    /// Layer normalisation of the pooled features before the output layer (true/false): a
+    /// pretrained encoder's outputs are not of unit scale (ULMFiT normalises its head too).
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub norm: bool,
     /// Pooling over time.
     #[arg(long, value_enum)]
     pub pool: Pool,
@@ -151,6 +164,19 @@ pub struct SentimentConfig {
     /// Early-stopping patience in epochs (0 disables).
     #[arg(long)]
     pub patience: usize,
+    /// Start from the encoder of this pretrained language model (`recurrent pretrain`): its
+    /// vocabulary, embedding and LSTM; the architecture settings are taken from it.
+    #[arg(long, value_name = "LM_DIR")]
+    pub init_from: String,
+    /// Discriminative learning rates: each layer group (embedding, each recurrent layer, the
+    /// output layer) trains at the rate of the group above divided by this (1: one rate;
+    /// ULMFiT: 2.6). Adam or AdamW only.
+    #[arg(long)]
+    pub discriminative: f64,
+    /// Gradual unfreezing (true/false): the first epoch trains the output layer only, each
+    /// later epoch unfreezes the next layer group down. Adam or AdamW only.
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub gradual_unfreezing: bool,
     /// Seed.
     #[arg(long)]
     pub seed: u64,
@@ -173,11 +199,16 @@ impl Default for SentimentConfig {
             dropout: 0.0,
             embed_dropout: 0.3,
             fc_dropout: 0.3,
+            norm: false,
             pool: Pool::Max,
             var_input: 0.0,
             var_state: 0.0,
             var_output: 0.0,
             weight_drop: 0.0,
+            proj_size: 0,
+            init_from: String::new(),
+            discriminative: 1.0,
+            gradual_unfreezing: false,
             epochs: 6,
             batch_size: 64,
             optimizer: OptimizerKind::Adamw,
@@ -208,6 +239,30 @@ impl SentimentConfig {
             lr: 1e-3,
             weight_decay: 0.0,
             optimizer: OptimizerKind::Adam,
+            ..SentimentConfig::default()
+        }
+    }
+
+    /// ULMFiT's classifier fine-tuning (Howard & Ruder, 2018) of a pretrained encoder (give
+    /// it with `init_from`): concat pooling, discriminative rates (2.6), gradual unfreezing
+    /// and a slanted triangular schedule, with AWD-LSTM's dropouts in the encoder.
+    pub fn ulmfit() -> Self {
+        SentimentConfig {
+            bidirectional: false,
+            pool: Pool::Concat,
+            max_len: 800,
+            embed_dropout: 0.05,
+            var_input: 0.1,
+            var_output: 0.1,
+            weight_drop: 0.1,
+            fc_dropout: 0.3,
+            discriminative: 2.6,
+            gradual_unfreezing: true,
+            optimizer: OptimizerKind::Adamw,
+            lr: 5e-3,
+            schedule: ScheduleKind::Slanted,
+            epochs: 3,
+            patience: 0,
             ..SentimentConfig::default()
         }
     }
@@ -263,6 +318,26 @@ impl SentimentConfig {
         positive_real("lr (--lr)", self.lr)?;
         non_negative_real("weight_decay (--weight-decay)", self.weight_decay)?;
         non_negative_real("clip_grad_norm (--clip-grad-norm)", self.clip_grad_norm)?;
+        if !(self.discriminative.is_finite() && self.discriminative >= 1.0) {
+            bail!(
+                "discriminative (--discriminative) must be at least 1 (1: one rate for every layer), got {}",
+                self.discriminative
+            );
+        }
+        let per_group = self.discriminative != 1.0 || self.gradual_unfreezing;
+        if per_group && !matches!(self.optimizer, OptimizerKind::Adam | OptimizerKind::Adamw) {
+            bail!(
+                "discriminative rates and gradual unfreezing need optimizer adam or adamw (--optimizer), not {:?}",
+                self.optimizer
+            );
+        }
+        if self.proj_size > 0 && (self.cell != Cell::Lstm || self.proj_size >= self.hidden_size) {
+            bail!(
+                "proj_size (--proj-size) needs an LSTM and must be below hidden_size ({}), got {}",
+                self.hidden_size,
+                self.proj_size
+            );
+        }
         let gates = self.cell.gates();
         let dirs = if self.bidirectional { 2 } else { 1 };
         let (e, h, l) = (
@@ -291,9 +366,19 @@ impl SentimentConfig {
         )
     }
 
+    /// Width of the recurrent output per direction (the projection's when there is one).
+    pub fn output_size(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
+        }
+    }
+
     /// Features per review after pooling.
     pub fn feature_size(&self) -> usize {
-        self.hidden_size * if self.bidirectional { 2 } else { 1 }
+        let pools = if self.pool == Pool::Concat { 3 } else { 1 };
+        self.output_size() * if self.bidirectional { 2 } else { 1 } * pools
     }
 }
 

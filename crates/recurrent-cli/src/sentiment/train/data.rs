@@ -128,8 +128,9 @@ impl Setup<'_> {
         Ok((train_idx, val_idx))
     }
 
-    /// The vocabulary: a resumed run's own, or one built from the training reviews, in which
-    /// case the run directory appears here, whole (settings, vocabulary, data location): a
+    /// The vocabulary: a resumed run's own, the pretrained language model's (`init_from`), or
+    /// one built from the training reviews; for a new run
+    /// the run directory appears here, whole (settings, vocabulary, data location): a
     /// run that failed or was killed earlier leaves none, and from here on it is resumable.
     fn vocabulary(
         &mut self,
@@ -141,7 +142,10 @@ impl Setup<'_> {
         if self.opts.resume {
             return Ok(load_config(run)?.1);
         }
-        let v = Vocab::build(train_tokens, self.cfg.max_vocab, self.cfg.min_freq);
+        let v = match &self.lm {
+            Some(lm) => lm.vocab.clone(),
+            None => Vocab::build(train_tokens, self.cfg.max_vocab, self.cfg.min_freq),
+        };
         self.run_file.data =
             std::fs::canonicalize(data_path).unwrap_or_else(|_| data_path.to_path_buf());
         self.run_file.data_sha256 = Some(fingerprint);

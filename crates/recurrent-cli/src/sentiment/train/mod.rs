@@ -26,9 +26,10 @@ mod setup;
 
 use self::data::TrainData;
 use self::optim::build_optimizer;
-pub use self::optim::schedule_for;
+pub use self::optim::{schedule, schedule_for};
 pub use self::record::EpochMetrics;
 use self::record::{write_metrics, Accum};
+pub(crate) use self::run_file::corpus_fingerprint;
 pub use self::run_file::RunFile;
 use self::setup::{Opened, Setup};
 use super::config::SentimentConfig;
@@ -37,6 +38,7 @@ use super::modeldir::save_weights;
 use crate::checkpoint::{self, Files};
 use crate::interrupt;
 use crate::metrics::Confusion;
+use crate::pretrain::{layer_group, LmDir};
 use crate::training::{Checks, StepOutcome, TrainStep};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -187,12 +189,16 @@ impl<'a> Trainer<'a> {
             run_file,
             state,
             checkpoint,
+            lm,
         } = setup;
         let model = SentimentModel::new(&cfg, data.vocab_len, &mut Generator::new(cfg.seed))?;
         let mut opt = build_optimizer(&cfg, model.parameters())?;
         match &checkpoint {
             Some(files) => restore(files, &model, opt.as_mut(), state.rng)?,
             None => recurrent::manual_seed(cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xD20),
+        }
+        if let (Some(lm), None) = (&lm, &checkpoint) {
+            load_encoder(&model, lm)?;
         }
         opts.log(format!(
             "Model: {} parameters ({:?} {}x{}{}, pool {:?})",
@@ -233,10 +239,38 @@ impl<'a> Trainer<'a> {
         })
     }
 
+    /// The layer groups that train in `epoch` and their rates: ULMFiT's gradual unfreezing
+    /// (the output layer alone first, then one group more each epoch) and discriminative
+    /// rates (each group below the top at the rate above it divided by `discriminative`).
+    /// Sets the optimiser's factors and freezes the encoder when it does not train at all;
+    /// returns the frozen parameters.
+    fn layer_rates(&mut self, epoch: usize) -> Result<Vec<Tensor>> {
+        let layers = self.cfg.num_layers;
+        let top = layers + 1;
+        let params = self.opt.params().to_vec();
+        let mut frozen = Vec::new();
+        let mut factors = Vec::with_capacity(params.len());
+        for (name, p) in self.names.iter().zip(&params) {
+            let group = layer_group(name, layers).unwrap_or(top);
+            let trains = !self.cfg.gradual_unfreezing || group + epoch >= top;
+            factors.push(if trains {
+                self.cfg.discriminative.powi(-((top - group) as i32))
+            } else {
+                frozen.push(p.clone());
+                0.0
+            });
+        }
+        self.opt.set_lr_factors(&factors)?;
+        self.model
+            .set_encoder_frozen(self.cfg.gradual_unfreezing && epoch == 0);
+        Ok(frozen)
+    }
+
     /// Train the current epoch (what is left of it on resume). Returns `true` when it was
     /// interrupted (Ctrl-C or the `--stop-after-steps` hook), with a checkpoint saved.
     fn epoch(&mut self) -> Result<bool> {
         let epoch = self.state.epoch;
+        let frozen = self.layer_rates(epoch)?;
         let mut g = Generator::new(
             self.cfg.seed ^ ((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         );
@@ -248,7 +282,7 @@ impl<'a> Trainer<'a> {
         self.model.set_training(true);
         let mut t_mark = Instant::now();
         for batch in loader {
-            self.step(&batch, &bar)?;
+            self.step(&batch, &bar, &frozen)?;
             let now = Instant::now();
             self.state.partial.seconds += (now - t_mark).as_secs_f64();
             t_mark = now;
@@ -280,7 +314,7 @@ impl<'a> Trainer<'a> {
 
     /// One optimisation step on `batch` (or a skipped one, with `--skip-nonfinite`), its
     /// numbers, and the schedule's step.
-    fn step(&mut self, batch: &Batch, bar: &ProgressBar) -> Result<()> {
+    fn step(&mut self, batch: &Batch, bar: &ProgressBar, frozen: &[Tensor]) -> Result<()> {
         let step_no = self.state.global_step + 1;
         let fault = self.opts.fault_nan_steps.contains(&step_no);
         let model = &self.model;
@@ -289,20 +323,30 @@ impl<'a> Trainer<'a> {
             checks: Checks::All,
             names: &self.names,
         };
-        let outcome = step.run(self.opt.as_mut(), || {
-            let logits = model.forward(batch)?;
-            let y = Tensor::from_vec(batch.labels.clone(), &[batch.len()])?;
-            let loss = logits.binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean)?;
-            // `--fault-nan-steps`: this step's loss is NaN, as a bad batch's would be.
-            Ok((
-                if fault {
-                    Tensor::scalar(f32::NAN)
-                } else {
-                    loss
-                },
-                logits,
-            ))
-        })?;
+        // Frozen parameters have no gradient, as in PyTorch: none in the clipped norm.
+        let unfreeze = || {
+            frozen.iter().for_each(Tensor::zero_grad);
+            Ok(())
+        };
+        let outcome = step.run_inspecting(
+            self.opt.as_mut(),
+            || {
+                let logits = model.forward(batch)?;
+                let y = Tensor::from_vec(batch.labels.clone(), &[batch.len()])?;
+                let loss =
+                    logits.binary_cross_entropy_with_logits(&y, None, None, Reduction::Mean)?;
+                // `--fault-nan-steps`: this step's loss is NaN, as a bad batch's would be.
+                Ok((
+                    if fault {
+                        Tensor::scalar(f32::NAN)
+                    } else {
+                        loss
+                    },
+                    logits,
+                ))
+            },
+            unfreeze,
+        )?;
         let epoch = self.state.epoch + 1;
         match outcome {
             StepOutcome::Updated {
@@ -414,6 +458,32 @@ impl<'a> Trainer<'a> {
         bar.set_position(skip as u64);
         bar
     }
+}
+
+/// Copy the pretrained encoder (`embedding.*`, `rnn.*`) of `lm` into `model`, checking every
+/// name and shape.
+fn load_encoder(model: &SentimentModel, lm: &LmDir) -> Result<()> {
+    for (name, p) in model.named_parameters() {
+        if !(name.starts_with("embedding.") || name.starts_with("rnn.")) {
+            continue;
+        }
+        let src = lm.weights.get(&name).ok_or_else(|| {
+            anyhow!(
+                "the language model in {} has no {name}: it does not fit this classifier",
+                lm.dir.display()
+            )
+        })?;
+        if src.shape() != p.shape() {
+            bail!(
+                "{name} is {:?} in the language model in {} but {:?} in the classifier",
+                src.shape(),
+                lm.dir.display(),
+                p.shape()
+            );
+        }
+        p.copy_from(&src.to_vec())?;
+    }
+    Ok(())
 }
 
 /// Restore the model, the optimiser and the dropout generator from a checkpoint's files.

@@ -45,20 +45,35 @@ pub(super) fn build_optimizer(
     })
 }
 
-/// The per-step schedule over `total` steps.
+/// The per-step schedule of a sentiment run over `total` steps.
 pub fn schedule_for(cfg: &SentimentConfig, total: usize) -> Schedule {
+    schedule(cfg.schedule, cfg.lr, cfg.warmup_steps, total)
+}
+
+/// The per-step schedule `kind` of peak rate `lr` over `total` steps (`warmup` steps of
+/// linear warm-up for [`ScheduleKind::WarmupCosine`]); shared with `recurrent pretrain`.
+///
+/// ```
+/// use recurrent_cli::sentiment::config::ScheduleKind;
+/// use recurrent_cli::sentiment::train::schedule;
+/// // ULMFiT's slanted triangle: up for 10% of the steps to the peak, then down to 1/32 of it.
+/// let s = schedule(ScheduleKind::Slanted, 0.01, 0, 100);
+/// assert!((s.lr(0.01, 10) - 0.01).abs() < 1e-12);
+/// assert!((s.lr(0.01, 100) - 0.01 / 32.0).abs() < 1e-12);
+/// ```
+pub fn schedule(kind: ScheduleKind, lr: f64, warmup: usize, total: usize) -> Schedule {
     let total = total.max(1);
-    match cfg.schedule {
+    match kind {
         ScheduleKind::Constant => Schedule::Constant {
             factor: 1.0,
             total_iters: 0,
         },
         ScheduleKind::Cosine => Schedule::Cosine {
             t_max: total,
-            eta_min: cfg.lr * 0.01,
+            eta_min: lr * 0.01,
         },
         ScheduleKind::WarmupCosine => {
-            let warm = cfg.warmup_steps.min(total / 2).max(1);
+            let warm = warmup.min(total / 2).max(1);
             Schedule::Sequential {
                 schedules: vec![
                     Schedule::Linear {
@@ -68,10 +83,29 @@ pub fn schedule_for(cfg: &SentimentConfig, total: usize) -> Schedule {
                     },
                     Schedule::Cosine {
                         t_max: (total - warm).max(1),
-                        eta_min: cfg.lr * 0.01,
+                        eta_min: lr * 0.01,
                     },
                 ],
                 milestones: vec![warm],
+            }
+        }
+        ScheduleKind::Slanted => {
+            // Howard & Ruder (2018): cut_frac 0.1, ratio 32.
+            let cut = (total / 10).max(1);
+            Schedule::Sequential {
+                schedules: vec![
+                    Schedule::Linear {
+                        start_factor: 1.0 / 32.0,
+                        end_factor: 1.0,
+                        total_iters: cut,
+                    },
+                    Schedule::Linear {
+                        start_factor: 1.0,
+                        end_factor: 1.0 / 32.0,
+                        total_iters: (total - cut).max(1),
+                    },
+                ],
+                milestones: vec![cut],
             }
         }
     }

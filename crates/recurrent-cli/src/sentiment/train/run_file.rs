@@ -40,7 +40,7 @@ impl RunFile {
 }
 
 /// SHA-256 of the labels and texts of `reviews`, in order.
-pub(super) fn corpus_fingerprint(reviews: &[recurrent_data::imdb::Review]) -> String {
+pub(crate) fn corpus_fingerprint(reviews: &[recurrent_data::imdb::Review]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for r in reviews {

@@ -4,7 +4,9 @@
 
 use super::run_file::RunFile;
 use super::{TrainOptions, TrainSummary, TrainerState};
+use crate::cell::Cell;
 use crate::checkpoint::{self, Files};
+use crate::pretrain::{load_lm, LmDir};
 use crate::sentiment::config::SentimentConfig;
 use crate::sentiment::modeldir::load_config;
 use anyhow::{anyhow, bail, Context, Result};
@@ -16,6 +18,9 @@ pub(super) struct Setup<'a> {
     pub(super) run_file: RunFile,
     pub(super) state: TrainerState,
     pub(super) checkpoint: Option<Files>,
+    /// The pretrained language model of `init_from`, read when the run starts from it (a new
+    /// run, or a resumed one without a checkpoint yet).
+    pub(super) lm: Option<LmDir>,
 }
 
 /// What opening a run found.
@@ -49,6 +54,17 @@ impl<'a> Setup<'a> {
             }
             (cfg, run_file, None)
         };
+        let lm = match cfg.init_from.as_str() {
+            "" => None,
+            _ if checkpoint.is_some() => None,
+            dir => Some(
+                load_lm(std::path::Path::new(dir)).with_context(|| format!("--init-from {dir}"))?,
+            ),
+        };
+        let cfg = match &lm {
+            Some(lm) if !opts.resume => with_encoder_of(cfg, lm, opts),
+            _ => cfg,
+        };
         cfg.validate()?;
         let mut state: TrainerState = match &checkpoint {
             Some(files) => serde_json::from_slice(
@@ -74,6 +90,7 @@ impl<'a> Setup<'a> {
             run_file,
             state,
             checkpoint,
+            lm,
         })))
     }
 
@@ -118,4 +135,36 @@ impl<'a> Setup<'a> {
         };
         Ok((cfg, run_file, checkpoint))
     }
+}
+
+/// `cfg` with the architecture of the pretrained encoder `lm`: its tokenizer, vocabulary
+/// size, embedding, a unidirectional LSTM of its sizes (announced when they change a setting).
+fn with_encoder_of(cfg: SentimentConfig, lm: &LmDir, opts: &TrainOptions) -> SentimentConfig {
+    let c = &lm.info.config;
+    let new = SentimentConfig {
+        tokenizer: recurrent_data::tokenizer::Tokenizer::BasicEnglish,
+        max_vocab: lm.vocab.len() - 2,
+        cell: Cell::Lstm,
+        embedding_dim: c.embedding_dim,
+        hidden_size: c.hidden,
+        proj_size: c.proj_size(),
+        num_layers: c.layers,
+        bidirectional: false,
+        ..cfg.clone()
+    };
+    if new != cfg {
+        opts.log(format!(
+            "--init-from {}: a unidirectional LSTM {}x{}{}, embedding {}, vocabulary {} words (the pretrained encoder's)",
+            lm.dir.display(),
+            new.num_layers,
+            new.hidden_size,
+            match new.proj_size {
+                0 => String::new(),
+                p => format!(" projected to {p}"),
+            },
+            new.embedding_dim,
+            lm.vocab.len()
+        ));
+    }
+    new
 }
