@@ -206,7 +206,9 @@ mod tests {
     fn a_learning_rate_factor_is_the_rate_times_the_factor() {
         let grads = [[0.5f32, -2.0], [1.5, 0.25], [-0.75, 1.0]];
         let run = |lr: f64, factor: f64| -> Vec<f32> {
-            let p = Tensor::from_vec(vec![1.0, -1.0], &[2]).unwrap().requires_grad();
+            let p = Tensor::from_vec(vec![1.0, -1.0], &[2])
+                .unwrap()
+                .requires_grad();
             let mut opt = Adam::new(vec![p.clone()], AdamConfig::adamw().with_lr(lr)).unwrap();
             opt.set_lr_factors(&[factor]).unwrap();
             for g in grads {
