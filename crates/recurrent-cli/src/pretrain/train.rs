@@ -207,7 +207,7 @@ fn seq_len(cfg: &PretrainConfig, step: u64) -> usize {
 /// The sampled words of step `step`.
 fn samples_of(cfg: &PretrainConfig, sampler: &Sampler, step: u64) -> Vec<usize> {
     sampler.draw(&mut Generator::new(
-        cfg.seed ^ 0x5A3B_1E ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        cfg.seed ^ 0x005A_3B1E ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
     ))
 }
 

@@ -116,9 +116,8 @@ impl SentimentModel {
             let d = if self.cfg.bidirectional { 2 } else { 1 };
             let layers = h_n.shape()[0];
             let last = h_n.narrow(0, layers - d, d)?; // [D, B, H]
-            Ok(last
-                .permute(&[1, 0, 2])?
-                .reshape(&[batch.len(), d * self.cfg.output_size()])?)
+            last.permute(&[1, 0, 2])?
+                .reshape(&[batch.len(), d * self.cfg.output_size()])
         };
         let pool = |mode| out.data.packed_pool(&batch.batch_sizes, mode);
         Ok(match self.cfg.pool {
