@@ -25,7 +25,8 @@ proptest! {
 
     /// A key and an integer value: an unknown key is an error naming it; a known key either
     /// takes the value (which then reads back, and passes validation) or is an error that names
-    /// the key (or says the run would not fit in memory). A number in quotes is never taken.
+    /// the key (or says the run would not fit in memory). A number in quotes is taken only by
+    /// the one path-valued key.
     #[test]
     fn config_values_are_taken_exactly_or_refused_by_name(key in prop_oneof![known_key(), "[a-z_]{1,16}"], v in prop_oneof![any::<i64>(), -3i64..70_000]) {
         let base = SentimentConfig::default();
@@ -49,7 +50,9 @@ proptest! {
                 }
             }
         }
+        // A number in quotes is a string: no typed key takes it. `init_from` is a path, and
+        // any string is one (it is checked when the run opens it).
         let quoted = SentimentConfig::from_toml(&format!("{key} = \"{v}\"\n"), &base);
-        prop_assert!(quoted.is_err(), "{key} = \"{v}\" accepted");
+        prop_assert!(quoted.is_err() || key == "init_from", "{key} = \"{v}\" accepted");
     }
 }
