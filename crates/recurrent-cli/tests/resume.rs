@@ -198,6 +198,32 @@ const TRAIN_SETS: &[&[&str]] = &[
         "16",
         "--embedding-dim",
         "8",
+        "--proj-size",
+        "4",
+        "--norm",
+        "true",
+    ],
+    // ULMFiT's fine-tuning of a pretrained encoder (LM_DIR: made by the test), stopped in
+    // the second epoch, where the LSTM is unfrozen and the embedding still frozen.
+    &[
+        "--init-from",
+        "LM_DIR",
+        "--limit",
+        "100",
+        "--batch-size",
+        "12",
+        "--max-len",
+        "50",
+        "--pool",
+        "concat",
+        "--gradual-unfreezing",
+        "true",
+        "--discriminative",
+        "2.6",
+        "--schedule",
+        "slanted",
+        "--optimizer",
+        "adamw",
     ],
 ];
 
@@ -214,6 +240,32 @@ fn train_resumes_to_the_same_weights_with_every_stored_option() {
     assert_every_option_is_covered(&["train"], &all, &exempt);
     let tmp = tempfile::tempdir().unwrap();
     let data = mini();
+    let lm = tmp.path().join("lm");
+    let lm = lm.to_str().unwrap();
+    ok(&[
+        "pretrain",
+        "--data",
+        &data,
+        "--out",
+        lm,
+        "--hidden",
+        "16",
+        "--embedding-dim",
+        "8",
+        "--max-vocab",
+        "300",
+        "--min-freq",
+        "1",
+        "--samples",
+        "30",
+        "--bptt",
+        "10",
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "20",
+        "--quiet",
+    ]);
     for (k, set) in TRAIN_SETS.iter().enumerate() {
         let base = |out: &Path, extra: &[&str]| -> Vec<String> {
             let mut v: Vec<String> = [
@@ -231,7 +283,11 @@ fn train_resumes_to_the_same_weights_with_every_stored_option() {
             .iter()
             .map(|s| s.to_string())
             .collect();
-            v.extend(set.iter().map(|s| s.to_string()));
+            v.extend(
+                set.iter()
+                    .map(|s| if *s == "LM_DIR" { lm } else { s })
+                    .map(|s| s.to_string()),
+            );
             v.extend(extra.iter().map(|s| s.to_string()));
             v
         };
