@@ -69,7 +69,7 @@ pub struct PretrainConfig {
     /// The text: imdb (train + unsup) or imdb-train.
     #[arg(long, value_enum, default_value_t = DEFAULT.text)]
     pub text: LmText,
-    /// Vocabulary size (not counting <unk> and <pad>; <eos> is a word).
+    /// Vocabulary size (not counting the unknown and padding entries; the end-of-review word is one).
     #[arg(long, default_value_t = DEFAULT.max_vocab)]
     pub max_vocab: usize,
     /// Minimum count of a word in the vocabulary.
