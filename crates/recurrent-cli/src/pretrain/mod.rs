@@ -219,18 +219,7 @@ impl PretrainConfig {
 
     /// Parse TOML (unknown keys are errors) on top of `base`.
     pub fn from_toml(text: &str, base: &PretrainConfig) -> Result<PretrainConfig> {
-        let overrides: toml::Table = toml::from_str(text)?;
-        let mut merged = toml::Table::try_from(base)?;
-        for (k, v) in overrides {
-            if !merged.contains_key(&k) {
-                bail!(
-                    "unknown config key {k:?} (known keys: {})",
-                    merged.keys().cloned().collect::<Vec<_>>().join(", ")
-                );
-            }
-            merged.insert(k, v);
-        }
-        let cfg: PretrainConfig = merged.try_into()?;
+        let cfg: PretrainConfig = crate::validate::toml_over(text, base)?;
         cfg.validate()?;
         Ok(cfg)
     }

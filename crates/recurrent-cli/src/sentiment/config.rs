@@ -269,18 +269,7 @@ impl SentimentConfig {
 
     /// Parse TOML (unknown keys are errors) on top of `base`.
     pub fn from_toml(text: &str, base: &SentimentConfig) -> Result<SentimentConfig> {
-        let overrides: toml::Table = toml::from_str(text)?;
-        let mut merged = toml::Table::try_from(base)?;
-        for (k, v) in overrides {
-            if !merged.contains_key(&k) {
-                bail!(
-                    "unknown config key {k:?} (known keys: {})",
-                    merged.keys().cloned().collect::<Vec<_>>().join(", ")
-                );
-            }
-            merged.insert(k, v);
-        }
-        let cfg: SentimentConfig = merged.try_into()?;
+        let cfg: SentimentConfig = crate::validate::toml_over(text, base)?;
         cfg.validate()?;
         Ok(cfg)
     }
