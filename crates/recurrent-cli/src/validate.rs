@@ -135,6 +135,36 @@ fn human(bytes: u128) -> String {
     }
 }
 
+/// Settings from a TOML file over `base`: each key of the file replaces the base's value, and
+/// a key the settings do not have is an error that lists the known ones. (The caller
+/// validates the values.)
+///
+/// ```
+/// use recurrent_cli::sentiment::config::SentimentConfig;
+/// use recurrent_cli::validate::toml_over;
+/// let c: SentimentConfig = toml_over("hidden_size = 64", &SentimentConfig::default()).unwrap();
+/// assert_eq!(c.hidden_size, 64);
+/// let e = toml_over::<SentimentConfig>("hiden_size = 64", &SentimentConfig::default()).unwrap_err();
+/// assert!(e.to_string().contains("unknown config key \"hiden_size\""));
+/// ```
+pub fn toml_over<T>(text: &str, base: &T) -> Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let overrides: toml::Table = toml::from_str(text)?;
+    let mut merged = toml::Table::try_from(base)?;
+    for (k, v) in overrides {
+        if !merged.contains_key(&k) {
+            bail!(
+                "unknown config key {k:?} (known keys: {})",
+                merged.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        merged.insert(k, v);
+    }
+    Ok(merged.try_into()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,34 +211,4 @@ mod tests {
         assert!(e.contains("TiB") && e.contains("lower --hidden"), "{e}");
         assert!(fits_in_memory("a small model", training_bytes(1000, 1000), "x").is_ok());
     }
-}
-
-/// Settings from a TOML file over `base`: each key of the file replaces the base's value, and
-/// a key the settings do not have is an error that lists the known ones. (The caller
-/// validates the values.)
-///
-/// ```
-/// use recurrent_cli::sentiment::config::SentimentConfig;
-/// use recurrent_cli::validate::toml_over;
-/// let c: SentimentConfig = toml_over("hidden_size = 64", &SentimentConfig::default()).unwrap();
-/// assert_eq!(c.hidden_size, 64);
-/// let e = toml_over::<SentimentConfig>("hiden_size = 64", &SentimentConfig::default()).unwrap_err();
-/// assert!(e.to_string().contains("unknown config key \"hiden_size\""));
-/// ```
-pub fn toml_over<T>(text: &str, base: &T) -> Result<T>
-where
-    T: serde::Serialize + serde::de::DeserializeOwned,
-{
-    let overrides: toml::Table = toml::from_str(text)?;
-    let mut merged = toml::Table::try_from(base)?;
-    for (k, v) in overrides {
-        if !merged.contains_key(&k) {
-            bail!(
-                "unknown config key {k:?} (known keys: {})",
-                merged.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
-        merged.insert(k, v);
-    }
-    Ok(merged.try_into()?)
 }
