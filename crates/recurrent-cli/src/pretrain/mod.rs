@@ -29,12 +29,16 @@
 mod corpus;
 mod lmdir;
 mod model;
+mod record;
+mod steps;
 mod train;
 
 pub use corpus::{LmCorpus, Sampler, EOS};
 pub use lmdir::{load_lm, LmDir, LM_FILE};
 pub use model::LanguageModel;
-pub use train::{layer_group, pretrain, EvalPoint, PretrainOptions, PretrainReport, PretrainRun};
+pub use record::{EvalPoint, PretrainRun};
+pub use steps::layer_group;
+pub use train::{pretrain, PretrainOptions, PretrainReport};
 
 use crate::sentiment::config::ScheduleKind;
 use anyhow::{bail, Result};

@@ -6,23 +6,24 @@
 use super::corpus::{LmCorpus, Sampler};
 use super::lmdir::{load_lm, save_lm, LmInfo};
 use super::model::{evaluate, LanguageModel};
+use super::record::{restore, write_metrics, EvalPoint, PretrainRun, PretrainState, RUN_FORMAT};
+use super::steps::{layer_group, plan, samples_of};
 use super::{LmText, PretrainConfig};
-use crate::checkpoint::{self, Files};
+use crate::checkpoint;
 use crate::datapath::find_imdb;
 use crate::interrupt;
-use crate::plot::{save_png, Panel, Series};
 use crate::sentiment::train::{corpus_fingerprint, schedule};
 use crate::tbptt::{chunk_at, make_streams};
 use crate::training::{Checks, StepOutcome, TrainStep};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use recurrent::io::{load_safetensors_bytes, safetensors_bytes, write_atomic};
+use recurrent::io::{safetensors_bytes, write_atomic};
 use recurrent::nn::{Module, RnnState, StateDict};
 use recurrent::optim::{Adam, AdamConfig, LrScheduler, Optimizer};
 use recurrent::Generator;
 use recurrent_data::imdb::{self, ReadOptions};
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use serde::Serialize;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// How to run `pretrain` (beyond the settings).
@@ -73,81 +74,6 @@ pub struct PretrainReport {
     pub interrupted: bool,
 }
 
-/// `run.json` of a pretraining run: what `--resume` restores.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PretrainRun {
-    format: String,
-    /// The settings.
-    pub config: PretrainConfig,
-    /// The corpus read (absolute when it started).
-    pub data: PathBuf,
-    /// SHA-256 of the reviews read, in order.
-    pub data_sha256: String,
-    /// `--limit`.
-    pub limit: Option<usize>,
-    /// `--init-from`.
-    pub init_from: Option<PathBuf>,
-    /// Worker threads.
-    pub threads: usize,
-}
-
-const RUN_FORMAT: &str = "recurrent-pretrain-run/1";
-
-impl PretrainRun {
-    /// Read `run.json` of the pretraining run in `dir`.
-    pub fn load(dir: &Path) -> Result<PretrainRun> {
-        let p = dir.join("run.json");
-        let text = std::fs::read_to_string(&p)
-            .with_context(|| format!("{} is not a pretraining run (no run.json)", dir.display()))?;
-        let r: PretrainRun = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a pretraining run's run.json", p.display()))?;
-        if r.format != RUN_FORMAT {
-            bail!(
-                "{}: format {:?}, expected {RUN_FORMAT:?}",
-                p.display(),
-                r.format
-            );
-        }
-        Ok(r)
-    }
-}
-
-/// One held-out measurement.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct EvalPoint {
-    /// Steps taken.
-    pub step: u64,
-    /// Epochs done (fractional).
-    pub epoch: f64,
-    /// Training seconds so far.
-    pub train_seconds: f64,
-    /// Mean (sampled or full) training loss since the previous point.
-    pub train_loss: f64,
-    /// Exact held-out cross-entropy, nats per word.
-    pub val_nats: f64,
-    /// `exp(val_nats)`.
-    pub val_perplexity: f64,
-}
-
-/// Where a run stands: `trainer.json` of every checkpoint.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PretrainState {
-    epoch: usize,
-    /// Position in the current epoch's streams.
-    pos: usize,
-    step: u64,
-    train_seconds: f64,
-    /// Training seconds at which the next snapshot is due.
-    next_snapshot: f64,
-    loss_sum: f64,
-    loss_count: u64,
-    rng: [u64; 4],
-    history: Vec<EvalPoint>,
-    finished: bool,
-}
-
 /// Pretrain (or resume) a language model into `opts.out`; see the module docs.
 pub fn pretrain(cfg: PretrainConfig, opts: &PretrainOptions) -> Result<PretrainReport> {
     let mut run = Run::open(cfg, opts)?;
@@ -185,50 +111,6 @@ struct Run<'a> {
     /// The state carried into the next chunk.
     carried: Option<RnnState>,
     state: PretrainState,
-}
-
-/// The BPTT length of step `step` (0-based): AWD-LSTM's, `bptt` with probability 0.95, else
-/// half of it, plus normal noise of deviation 5 (at most a quarter of it), within `[1, bptt
-/// + 20]` and at least 5 where `bptt` allows.
-fn seq_len(cfg: &PretrainConfig, step: u64) -> usize {
-    let mut g = Generator::new(cfg.seed ^ 0x5E9_1E4 ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    let base = if g.uniform_f64() < 0.95 {
-        cfg.bptt as f64
-    } else {
-        cfg.bptt as f64 / 2.0
-    };
-    let sd = 5.0f64.min(cfg.bptt as f64 / 4.0);
-    let len = (base + sd * g.normal()).round();
-    (len as i64)
-        .clamp(5.min(cfg.bptt) as i64, cfg.bptt as i64 + 20)
-        .max(1) as usize
-}
-
-/// The sampled words of step `step`.
-fn samples_of(cfg: &PretrainConfig, sampler: &Sampler, step: u64) -> Vec<usize> {
-    sampler.draw(&mut Generator::new(
-        cfg.seed ^ 0x005A_3B1E ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    ))
-}
-
-/// The layer groups of a parameter, bottom to top (the embedding, each LSTM layer, the
-/// output layer): what discriminative rates and gradual unfreezing act on. `None` for a name
-/// outside these.
-pub fn layer_group(name: &str, layers: usize) -> Option<usize> {
-    if name.starts_with("embedding.") {
-        return Some(0);
-    }
-    if let Some(rest) = name.strip_prefix("rnn.") {
-        let l = rest
-            .rsplit_once("_l")?
-            .1
-            .split('_')
-            .next()?
-            .parse::<usize>()
-            .ok()?;
-        return (l < layers).then_some(l + 1);
-    }
-    Some(layers + 1)
 }
 
 impl<'a> Run<'a> {
@@ -677,149 +559,5 @@ impl<'a> Run<'a> {
         bar.set_prefix(format!("{}/{}", epoch + 1, self.epoch_steps.len()));
         bar.set_position(done as u64);
         bar
-    }
-}
-
-/// The BPTT length of every step, and the steps of each epoch, for streams of `per_stream`
-/// tokens, cut at `max_steps`.
-fn plan(cfg: &PretrainConfig, per_stream: usize) -> (Vec<usize>, Vec<usize>) {
-    let cap = if cfg.max_steps > 0 {
-        cfg.max_steps
-    } else {
-        usize::MAX
-    };
-    let (mut lengths, mut per_epoch) = (Vec::new(), Vec::new());
-    for _ in 0..cfg.epochs {
-        let (mut pos, before) = (0, lengths.len());
-        while pos + 1 < per_stream && lengths.len() < cap {
-            let len = seq_len(cfg, lengths.len() as u64).min(per_stream - 1 - pos);
-            lengths.push(len);
-            pos += len;
-        }
-        per_epoch.push(lengths.len() - before);
-        if lengths.len() >= cap {
-            break;
-        }
-    }
-    (lengths, per_epoch)
-}
-
-/// The model, optimiser, carried state and run state of a checkpoint.
-fn restore(
-    files: &Files,
-    model: &LanguageModel,
-    opt: &mut Adam,
-) -> Result<(PretrainState, Option<RnnState>)> {
-    let get = |name: &str| {
-        files
-            .get(name)
-            .ok_or_else(|| anyhow!("the checkpoint has no {name}"))
-    };
-    let sd = load_safetensors_bytes(get("model.safetensors")?, "checkpoint model")?;
-    model
-        .load_state_dict(&sd, true)
-        .context("the checkpoint does not match the run's architecture")?;
-    opt.load_state(&checkpoint::optimizer_state_from(get(
-        "optimizer.safetensors",
-    )?)?)?;
-    let state: PretrainState = serde_json::from_slice(get("trainer.json")?)?;
-    let carried = load_safetensors_bytes(get("carried.safetensors")?, "checkpoint state")?;
-    let carried = match (carried.get("h"), carried.get("c")) {
-        (Some(h), Some(c)) => Some(RnnState::HC(h.clone(), c.clone())),
-        (None, None) => None,
-        _ => bail!("the checkpoint's carried state is incomplete"),
-    };
-    recurrent::rng::set_global_state(state.rng);
-    Ok((state, carried))
-}
-
-/// `metrics.json` and `curves.png` of the held-out measurements.
-fn write_metrics(out: &Path, history: &[EvalPoint]) -> Result<()> {
-    write_atomic(
-        &out.join("metrics.json"),
-        serde_json::to_string_pretty(history)?.as_bytes(),
-    )?;
-    let pts = |f: &dyn Fn(&EvalPoint) -> f64| -> Vec<(f64, f64)> {
-        history
-            .iter()
-            .map(|p| (p.train_seconds / 60.0, f(p)))
-            .collect()
-    };
-    save_png(
-        &out.join("curves.png"),
-        &[
-            Panel {
-                title: "cross-entropy (nats per word)",
-                x_label: "minutes of training",
-                y_label: "nats",
-                series: vec![
-                    Series {
-                        label: "train (as trained: sampled or full softmax)",
-                        points: pts(&|p| p.train_loss),
-                    },
-                    Series {
-                        label: "held-out (exact)",
-                        points: pts(&|p| p.val_nats),
-                    },
-                ],
-                log_y: false,
-                x_names: None,
-            },
-            Panel {
-                title: "held-out perplexity",
-                x_label: "minutes of training",
-                y_label: "perplexity",
-                series: vec![Series {
-                    label: "held-out",
-                    points: pts(&|p| p.val_perplexity),
-                }],
-                log_y: true,
-                x_names: None,
-            },
-        ],
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layer_groups_run_from_the_embedding_to_the_output_layer() {
-        for (name, group) in [
-            ("embedding.weight", Some(0)),
-            ("rnn.weight_ih_l0", Some(1)),
-            ("rnn.weight_hr_l0", Some(1)),
-            ("rnn.bias_hh_l1", Some(2)),
-            ("rnn.weight_hh_l9", None),
-            ("decoder.bias", Some(3)),
-            ("fc.weight", Some(3)),
-        ] {
-            assert_eq!(layer_group(name, 2), group, "{name}");
-        }
-    }
-
-    #[test]
-    fn bptt_lengths_vary_around_bptt_and_cover_each_epoch() {
-        let cfg = PretrainConfig {
-            epochs: 2,
-            ..Default::default()
-        };
-        let (lengths, per_epoch) = plan(&cfg, 100_001);
-        assert_eq!(per_epoch.len(), 2);
-        assert_eq!(per_epoch.iter().sum::<usize>(), lengths.len());
-        assert_eq!(lengths[..per_epoch[0]].iter().sum::<usize>(), 100_000);
-        let mean = lengths.iter().sum::<usize>() as f64 / lengths.len() as f64;
-        assert!((64.0..70.0).contains(&mean), "mean length {mean}");
-        assert!(lengths.iter().any(|&l| l < 50), "no half-length chunks");
-        assert!(lengths.iter().all(|&l| l <= 90));
-        let capped = plan(
-            &PretrainConfig {
-                max_steps: 10,
-                ..cfg
-            },
-            100_001,
-        );
-        assert_eq!((capped.0.len(), capped.1), (10, vec![10]));
     }
 }
