@@ -262,8 +262,12 @@ fn pretraining_resumes_bit_for_bit_across_an_epoch_boundary() {
 fn a_language_model_that_does_not_fit_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let lm = tmp.path().join("lm");
-    let o = pretrain(&lm, &["--max-steps", "5"]);
+    // Snapshots every 0.06 ms of training: one after each step, each a complete LM directory.
+    let o = pretrain(&lm, &["--max-steps", "5", "--snapshot-minutes", "0.000001"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let snapshots: Vec<_> = std::fs::read_dir(lm.join("snapshots")).unwrap().collect();
+    assert_eq!(snapshots.len(), 5);
+    assert!(lm.join("snapshots/step-00000003/lm.json").is_file());
     let data = mini();
     let both = |dir: &Path| -> Vec<String> {
         let d = dir.to_string_lossy().into_owned();

@@ -15,7 +15,7 @@ use crate::interrupt;
 use crate::sentiment::train::{corpus_fingerprint, schedule};
 use crate::tbptt::{chunk_at, make_streams};
 use crate::training::{Checks, StepOutcome, TrainStep};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use recurrent::io::{safetensors_bytes, write_atomic};
 use recurrent::nn::{Module, RnnState, StateDict};
@@ -270,14 +270,19 @@ impl<'a> Run<'a> {
         let mut carried = None;
         recurrent::manual_seed(cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x1A);
         if opts.resume {
-            let (name, files) =
-                checkpoint::load_latest(out, &mut |w| eprintln!("warning: {w}"))?
-                    .ok_or_else(|| anyhow!("{} has no checkpoint to resume from", out.display()))?;
-            (state, carried) = restore(&files, &model, &mut opt)?;
-            opts.log(format!(
-                "Resuming from checkpoint {name} (step {})",
-                state.step
-            ));
+            match checkpoint::load_latest(out, &mut |w| eprintln!("warning: {w}"))? {
+                Some((name, files)) => {
+                    (state, carried) = restore(&files, &model, &mut opt)?;
+                    opts.log(format!(
+                        "Resuming from checkpoint {name} (step {})",
+                        state.step
+                    ));
+                }
+                None => opts.log(format!(
+                    "{} has no checkpoint yet: starting it from the beginning",
+                    out.display()
+                )),
+            }
         }
         let sched = LrScheduler::resume(
             schedule(cfg.schedule, cfg.lr, cfg.warmup_steps, lengths.len()),
@@ -485,7 +490,8 @@ impl<'a> Run<'a> {
         Ok(point)
     }
 
-    /// A snapshot LM directory, `snapshots/step-N`, with its held-out perplexity.
+    /// A snapshot LM directory, `snapshots/step-N`, with its held-out perplexity, and a
+    /// checkpoint.
     fn snapshot(&mut self) -> Result<()> {
         let point = self.measure()?;
         let dir = self
@@ -500,7 +506,8 @@ impl<'a> Run<'a> {
             &self.info(Some(point.val_nats)),
         )?;
         self.state.next_snapshot += self.cfg.snapshot_minutes * 60.0;
-        Ok(())
+        // A snapshot is also a checkpoint: a killed run resumes from here.
+        self.checkpoint()
     }
 
     fn info(&self, val_nats: Option<f64>) -> LmInfo {
