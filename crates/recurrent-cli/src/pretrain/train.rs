@@ -198,11 +198,11 @@ impl<'a> Run<'a> {
         drop(reviews);
         let tokens = corpus.train_tokens();
         let per_stream = tokens / cfg.batch_size;
-        if per_stream < 2 || corpus.val_stream().len() < 2 {
+        let held_out: usize = corpus.val.iter().map(Vec::len).sum();
+        if per_stream < 2 || held_out < 2 {
             bail!(
-                "the text is too short for --batch-size {}: {tokens} training tokens, {} held out",
-                cfg.batch_size,
-                corpus.val_stream().len()
+                "the text is too short for --batch-size {}: {tokens} training tokens, {held_out} held out",
+                cfg.batch_size
             );
         }
         opts.log(format!(
@@ -210,7 +210,7 @@ impl<'a> Run<'a> {
             corpus.train.len() + corpus.val.len(),
             t0.elapsed().as_secs_f64(),
             tokens,
-            corpus.val_stream().len(),
+            held_out,
             corpus.vocab.len()
         ));
         if stored.is_none() {
